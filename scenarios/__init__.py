@@ -1,0 +1,1 @@
+"""scenarios: data, models, named experiments, metrics, reports and the CLI."""

@@ -1,0 +1,216 @@
+"""The ``stalesim`` command.
+
+    stalesim simulate ...     simulate a cluster and print its trace statistics
+    stalesim list             the named experiments
+    stalesim run SCENARIO     run one experiment's grid of runs, save results
+    stalesim reproduce SCEN   run a whole experiment: table, CSV, Markdown, plots
+    stalesim report DIR       redraw table and plots from saved results
+
+Every error is one line on stderr naming the option and what is allowed, and a
+non-zero exit; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _speeds(text):
+    parts = [p for p in text.replace(",", " ").split() if p]
+    out = [_positive_float(p) for p in parts]
+    if not out:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of positive numbers")
+    return tuple(out)
+
+
+def _add_simulate(sub):
+    from sim import COMPUTE_KINDS, POLICY_NAMES
+
+    p = sub.add_parser("simulate", help="simulate a cluster and print trace statistics",
+                       description="Simulate asynchronous parameter-server training and print the "
+                                   "staleness and fairness of the resulting server log (trace).")
+    p.add_argument("--workers", type=_positive_int, required=True, help="number of workers (>= 1)")
+    p.add_argument("--compute", choices=[k for k in COMPUTE_KINDS if k != "replay"], default="constant",
+                   help="compute-time model of one gradient (default: constant)")
+    p.add_argument("--compute-mean", type=_positive_float, default=1.0,
+                   help="mean compute time in simulated seconds (default: 1)")
+    p.add_argument("--compute-sigma", type=_non_negative_float, default=0.5,
+                   help="log-space std of the lognormal model (default: 0.5)")
+    p.add_argument("--speeds", type=_speeds, default=None,
+                   help="per-worker speed factors, comma-separated (a worker with speed 2 is twice as fast)")
+    p.add_argument("--spread", type=_positive_float, default=None,
+                   help="alternative to --speeds: speeds log-spaced so the slowest worker is SPREAD times "
+                        "slower than the fastest (>= 1)")
+    p.add_argument("--latency", type=_non_negative_float, default=0.0,
+                   help="network latency of each push and pull, seconds (default: 0)")
+    p.add_argument("--bandwidth", type=_non_negative_float, default=0.0,
+                   help="network bandwidth in bytes/s (default: 0 = infinite)")
+    p.add_argument("--model-bytes", type=_non_negative_float, default=0.0,
+                   help="size of the parameters (and of a gradient) in bytes (default: 0)")
+    p.add_argument("--jitter", type=_non_negative_float, default=0.0,
+                   help="mean of an exponential extra delay per transfer, seconds (default: 0)")
+    p.add_argument("--service-time", type=_non_negative_float, default=0.0,
+                   help="server time to apply one gradient, seconds (default: 0)")
+    p.add_argument("--mttf", type=_non_negative_float, default=0.0,
+                   help="mean time to failure of a worker, seconds (default: 0 = no failures)")
+    p.add_argument("--downtime", type=_non_negative_float, default=1.0,
+                   help="seconds a crashed worker stays down (default: 1)")
+    p.add_argument("--policy", default="fifo", metavar="{" + ",".join(POLICY_NAMES) + "}",
+                   help="server policy: fifo (ASGD, DC-ASGD), whitelist-wait / whitelist-queue "
+                        "(GSGM scheduling), barrier (synchronous SGD), buffered:K (FedBuff)")
+    p.add_argument("--updates", type=_positive_int, default=1000,
+                   help="number of applied gradients to simulate (default: 1000)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default=None, help="save the trace to this .npz file")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the readable summary")
+    p.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args) -> int:
+    from sim import ClusterSpec, ComputeModel, FailureModel, SpecError, format_summary, network, simulate
+    from sim import make_policy, straggler_speeds, summarize
+
+    if args.speeds is not None and args.spread is not None:
+        raise UsageError("--speeds and --spread: give at most one of them")
+    try:
+        policy = make_policy(args.policy)
+        speeds = args.speeds or ()
+        if args.spread is not None:
+            if args.spread < 1:
+                raise UsageError(f"--spread: must be >= 1, got {args.spread:g}")
+            speeds = straggler_speeds(args.workers, args.spread)
+        net = network(args.latency, args.bandwidth, args.model_bytes, args.jitter)
+        spec = ClusterSpec(
+            num_workers=args.workers,
+            compute=ComputeModel(kind=args.compute, mean=args.compute_mean, sigma=args.compute_sigma),
+            speeds=speeds, push=net, pull=net, service_time=args.service_time,
+            failures=FailureModel(args.mttf, args.downtime))
+        trace = simulate(spec, policy=policy, num_updates=args.updates, seed=args.seed)
+    except SpecError as e:
+        raise UsageError(_option_message(str(e))) from None
+    summary = summarize(trace)
+    if args.out:
+        trace.save(args.out)
+        summary["trace_file"] = args.out
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_summary(summary))
+        if args.out:
+            print(f"trace saved to {args.out}")
+    return 0
+
+
+_FIELD_TO_OPTION = {"workers": "--workers", "speeds": "--speeds", "service_time": "--service-time",
+                    "policy": "--policy", "updates": "--updates", "seed": "--seed",
+                    "failures": "--mttf", "compute": "--compute"}
+
+
+def _option_message(message: str) -> str:
+    """Map a library field name at the start of a message to the CLI option."""
+    field, sep, rest = message.partition(":")
+    root = field.split(".")[0]
+    if sep and root in _FIELD_TO_OPTION:
+        return f"{_FIELD_TO_OPTION[root]} ({field}):{rest}"
+    return message
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stalesim", description="stalesim: a discrete-event simulator of asynchronous "
+                     "parameter-server training (ASGD, DC-ASGD, GSGM) with pure-JAX server rules.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_simulate(sub)
+    try:
+        from . import commands
+    except ImportError:  # pragma: no cover - scenarios without JAX installed
+        commands = None
+    if commands is not None:
+        commands.add_subcommands(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return args.func(args)
+    except UsageError as e:
+        if debug:
+            raise
+        print(f"stalesim: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into head and the like
+        return 0
+    except KeyboardInterrupt:
+        print("stalesim: interrupted; finished runs are saved, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

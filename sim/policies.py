@@ -1,0 +1,208 @@
+"""Server scheduling policies: when a pushed gradient is applied, and when its worker
+may pull again.
+
+A policy is one small class. The server calls ``receive(worker, slot)`` when a gradient
+arrives; the policy either applies it (``self.server.apply(worker, slot)``) or holds it,
+and returns ``None`` if the worker may pull at once, or a SimPy event the worker waits
+for before its pull is served.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .cluster import SpecError
+
+POLICY_NAMES = ("fifo", "whitelist-wait", "whitelist-queue", "barrier", "buffered:K")
+
+
+class Policy:
+    """Base class. Subclasses set ``name`` and implement ``receive``."""
+
+    name = "policy"
+
+    def reset(self, server) -> None:
+        """Bind to a fresh server at the start of a simulation and clear any state."""
+        self.server = server
+
+    def gradients_per_version(self, num_workers: int) -> int:
+        """Applied gradients that make one server version."""
+        return 1
+
+    def receive(self, worker: int, slot: int):
+        raise NotImplementedError  # abstract
+
+    def worker_down(self, worker: int) -> None:
+        """A worker crashed (only called when failures are enabled)."""
+
+    def worker_up(self, worker: int) -> None:
+        """A crashed worker is back."""
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Fifo(Policy):
+    """Apply every gradient in arrival order (ASGD, DC-ASGD). The worker's pull is
+    served once its own gradient has been applied (push-then-pull on one channel)."""
+
+    name = "fifo"
+
+    def receive(self, worker, slot):
+        return self.server.apply(worker, slot)
+
+
+class Whitelist(Policy):
+    """GSGM's gradient scheduling (reconstructed, see docs/gsgm.md).
+
+    The server keeps a white list W, initially every worker. A gradient from a worker in
+    W is applied and the worker leaves W. A gradient from a worker outside W waits; when
+    W empties it is refilled with every (live) worker and the waiting gradients are
+    applied in arrival order, each again only if its worker is in W. So per-worker
+    applied counts never differ by more than one.
+
+    ``mode="wait"``: the server delays a waiting worker's pull until its gradient is
+    applied, so the worker idles. ``mode="queue"``: the worker pulls at once and keeps
+    computing; its gradients queue up, at most ``max_pending`` per worker (then it
+    blocks, as a full send buffer would).
+    """
+
+    def __init__(self, mode: str = "wait", max_pending: int = 4):
+        if mode not in ("wait", "queue"):
+            raise SpecError(f"policy: whitelist mode must be 'wait' or 'queue', got {mode!r}")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise SpecError(f"policy: whitelist max_pending must be an integer >= 1, got {max_pending!r}")
+        self.mode = mode
+        self.max_pending = max_pending
+        self.name = f"whitelist-{mode}"
+
+    def reset(self, server):
+        super().reset(server)
+        self.whitelist = set(range(server.num_workers))
+        self.live = set(range(server.num_workers))
+        self.waiting: deque = deque()  # (worker, slot, event) in arrival order
+        self.pending_count = [0] * server.num_workers
+        self.unblock = {}  # worker -> event fired when one of its queued gradients is applied
+
+    def receive(self, worker, slot):
+        if worker in self.whitelist:
+            self.whitelist.discard(worker)
+            done = self.server.apply(worker, slot)
+            self._refill_if_empty()
+            return done
+        event = self.server.env.event()
+        self.waiting.append((worker, slot, event))
+        self.pending_count[worker] += 1
+        if self.mode == "wait":
+            return event
+        if self.pending_count[worker] >= self.max_pending:
+            self.unblock[worker] = event
+            return event
+        return None
+
+    def _refill_if_empty(self):
+        while not self.whitelist and self.live:
+            self.whitelist = set(self.live)
+            still_waiting = deque()
+            for worker, slot, event in self.waiting:
+                if worker in self.whitelist:
+                    self.whitelist.discard(worker)
+                    self.pending_count[worker] -= 1
+                    done = self.server.apply(worker, slot)
+                    self._release(worker, event, done)
+                else:
+                    still_waiting.append((worker, slot, event))
+            self.waiting = still_waiting
+            if not self.waiting:
+                break
+
+    def _release(self, worker, event, done):
+        if self.mode == "queue":
+            event = self.unblock.pop(worker, None)
+            if event is None:
+                return
+        if done is None:
+            event.succeed()
+        else:
+            done.callbacks.append(lambda _: event.succeed())
+
+    def worker_down(self, worker):
+        self.live.discard(worker)
+        self.whitelist.discard(worker)
+        self._refill_if_empty()
+
+    def worker_up(self, worker):
+        self.live.add(worker)
+
+
+class Barrier(Policy):
+    """Synchronous SGD: wait for one gradient from every worker, apply all of them as one
+    version, then release every worker."""
+
+    name = "barrier"
+
+    def reset(self, server):
+        super().reset(server)
+        self.held = []
+
+    def gradients_per_version(self, num_workers):
+        return num_workers
+
+    def receive(self, worker, slot):
+        event = self.server.env.event()
+        self.held.append((worker, slot, event))
+        if len(self.held) == self.server.num_workers:
+            held, self.held = self.held, []
+            done = None
+            for w, s, _ in held:
+                done = self.server.apply(w, s)
+            for _, _, e in held:
+                if done is None:
+                    e.succeed()
+                else:
+                    done.callbacks.append(lambda _, e=e: e.succeed())
+        return event
+
+
+class Buffered(Policy):
+    """Buffered aggregation (FedBuff): every gradient goes to the rule at once, in
+    arrival order, and the worker pulls without waiting; the rule applies the mean of
+    each K gradients, so the server version advances every K applied gradients."""
+
+    def __init__(self, k: int):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise SpecError(f"policy: buffered K must be an integer >= 1, got {k!r}")
+        self.k = k
+        self.name = f"buffered:{k}"
+
+    def gradients_per_version(self, num_workers):
+        return self.k
+
+    def receive(self, worker, slot):
+        self.server.apply(worker, slot)
+        return None
+
+
+def make_policy(policy) -> Policy:
+    """A policy from its name (``fifo``, ``whitelist-wait``, ``whitelist-queue``,
+    ``barrier``, ``buffered:K``) or a Policy instance."""
+    if isinstance(policy, Policy):
+        return policy
+    if not isinstance(policy, str):
+        raise SpecError(f"policy: expected a name, got {policy!r}; allowed: {', '.join(POLICY_NAMES)}")
+    if policy == "fifo":
+        return Fifo()
+    if policy in ("whitelist", "whitelist-wait"):
+        return Whitelist("wait")
+    if policy == "whitelist-queue":
+        return Whitelist("queue")
+    if policy == "barrier":
+        return Barrier()
+    if policy.startswith("buffered:") or policy.startswith("buffered"):
+        _, _, k = policy.partition(":")
+        try:
+            k_int = int(k)
+        except ValueError:
+            raise SpecError(f"policy: buffered needs an integer K >= 1 as buffered:K, got {policy!r}") from None
+        return Buffered(k_int)
+    raise SpecError(f"policy: unknown policy {policy!r}; allowed: {', '.join(POLICY_NAMES)}")
