@@ -115,7 +115,7 @@ class Trace:
         """The plain arrays and sizes a replay needs (what ``algorithms.replay`` takes)."""
         return {
             "kind": self.kind, "worker": self.worker, "slot": self.slot, "time": self.time,
-            "staleness_of_apply": self.staleness, "num_workers": self.num_workers,
+            "version": self.version, "num_workers": self.num_workers,
             "num_slots": self.num_slots, "gradients_per_version": self.gradients_per_version,
         }
 

@@ -1,0 +1,126 @@
+"""What every server rule shares: the ``Rule`` pair, base optimizers, pytree helpers.
+
+A rule is a pair of pure functions in the optax style over a ``NamedTuple`` state::
+
+    state = rule.init(params, num_workers)
+    params, state = rule.update(state, params, grad, worker=w, staleness=tau, backup=w_bak)
+
+``backup`` is the parameter pytree the worker read before computing ``grad``.
+Rules turn the gradient into a *direction* (delay-compensated, partially averaged,
+staleness-weighted, buffered) and hand it to a base optax optimizer, so "X on SGD /
+momentum / Adam" is one argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+SCOPES = ("server", "worker")
+
+
+class RuleError(ValueError):
+    """A rule argument is out of range or of the wrong kind."""
+
+
+class Rule(NamedTuple):
+    """A server rule: ``init(params, num_workers) -> state`` and
+    ``update(state, params, grad, *, worker, staleness, backup) -> (params, state)``.
+
+    ``uses_backup``: the rule reads ``backup`` (the replay keeps it only then).
+    ``gradients_per_step``: how many applied gradients make one parameter step; 1 for
+    asynchronous rules, ``None`` for "one per worker" (synchronous SGD), K for buffers.
+    It must match the trace's ``gradients_per_version``.
+    """
+
+    init: Callable[..., Any]
+    update: Callable[..., Any]
+    name: str = "rule"
+    uses_backup: bool = False
+    gradients_per_step: Optional[int] = 1
+
+
+def check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise RuleError(f"{name}: must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_unit_interval(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise RuleError(f"{name}: must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise RuleError(f"state_scope: must be one of {', '.join(SCOPES)}, got {scope!r}")
+    return scope
+
+
+def resolve_base(learning_rate, momentum, base) -> optax.GradientTransformation:
+    """``base`` if given, else ``optax.sgd(learning_rate, momentum)``.
+
+    With momentum: ``v = beta * v + g; w = w - lr * v`` (optax's heavy-ball form)."""
+    if base is not None:
+        if learning_rate is not None or momentum is not None:
+            raise RuleError("base: give either base=optax... or learning_rate/momentum, not both")
+        if not (hasattr(base, "init") and hasattr(base, "update")):
+            raise RuleError(f"base: expected an optax GradientTransformation, got {type(base).__name__}")
+        return base
+    if learning_rate is None:
+        raise RuleError("learning_rate: required when no base optimizer is given")
+    check_positive("learning_rate", learning_rate)
+    if momentum is not None:
+        check_unit_interval("momentum", momentum)
+    return optax.sgd(learning_rate, momentum=momentum or None)
+
+
+# ------------------------------------------------------------------ pytree helpers
+def tree_stack(tree, n: int):
+    """``n`` copies of every leaf, stacked on a new leading axis."""
+    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)).copy(), tree)
+
+
+def tree_row(stacked, i):
+    """Row ``i`` of a stacked pytree."""
+    return jax.tree_util.tree_map(lambda x: x[i], stacked)
+
+
+def tree_set_row(stacked, i, tree):
+    """``stacked`` with row ``i`` replaced by ``tree`` (in place under donation)."""
+    return jax.tree_util.tree_map(lambda x, v: x.at[i].set(v), stacked, tree)
+
+
+def tree_zeros(tree):
+    return jax.tree_util.tree_map(jnp.zeros_like, tree)
+
+
+def tree_scale(tree, s):
+    return jax.tree_util.tree_map(lambda x: (x * s).astype(x.dtype), tree)
+
+
+def tree_where(flag, a, b):
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(flag, x, y), a, b)
+
+
+# ------------------------------------------------------- base optimizer, one or per worker
+def base_init(base: optax.GradientTransformation, params, num_workers: int, scope: str):
+    """State of the base optimizer: one on the server, or one per worker."""
+    state = base.init(params)
+    return tree_stack(state, num_workers) if scope == "worker" else state
+
+
+def base_step(base: optax.GradientTransformation, base_state, params, direction, worker, scope: str):
+    """One step of the base optimizer along ``direction``; with ``scope="worker"``
+    only worker ``worker``'s optimizer state (its own momentum) is read and advanced."""
+    if scope == "worker":
+        own = tree_row(base_state, worker)
+        updates, own = base.update(direction, own, params)
+        base_state = tree_set_row(base_state, worker, own)
+    else:
+        updates, base_state = base.update(direction, base_state, params)
+    return optax.apply_updates(params, updates), base_state

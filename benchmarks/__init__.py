@@ -1,0 +1,1 @@
+"""benchmarks: stalesim overhead measured as ratios against a plain jitted training loop."""

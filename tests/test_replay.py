@@ -1,0 +1,224 @@
+"""The replay engine: exact equivalences, determinism, multi-seed, faults."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import importlib
+import sim
+from algorithms import ReplayError, asgd, compile_schedule, dcasgd, gsgm, replay, replay_seeds, ssgd
+from sim import ClusterSpec, ComputeModel, FailureModel, simulate
+
+import toy
+
+replay_module = importlib.import_module("algorithms.replay")
+DATA = toy.make_data()
+EVAL = toy.make_eval(DATA)
+
+
+def run(trace, rule, seed=0, **kw):
+    kw.setdefault("eval_every", 10)
+    return replay(trace, rule, toy.loss_fn, toy.init_params(), toy.batch_fn, EVAL, seed=seed, data=DATA,
+                  keep_params=True, **kw)
+
+
+def assert_trees_equal(a, b):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def sequential_sgd(lr, steps, seed=0, worker=0):
+    opt = optax.sgd(lr)
+    params = toy.init_params()
+    state = opt.init(params)
+
+    @jax.jit
+    def train_step(params, state, step):
+        grad = jax.grad(toy.loss_fn)(params, toy.batch_fn(DATA, seed, worker, step))
+        updates, state = opt.update(grad, state, params)
+        return optax.apply_updates(params, updates), state
+
+    for step in range(steps):
+        params, state = train_step(params, state, jnp.int32(step))
+    return params
+
+
+def test_event_kinds_agree_with_sim():
+    assert (replay_module.PULL, replay_module.PUSH, replay_module.APPLY) == (sim.PULL, sim.PUSH, sim.APPLY)
+
+
+@pytest.mark.parametrize("mode", ["loop", "scan"])
+def test_one_worker_asgd_is_sequential_sgd(mode):
+    trace = simulate(ClusterSpec(num_workers=1, compute=ComputeModel("exponential")), "fifo", 50, seed=0)
+    h = run(trace, asgd(0.3), mode=mode, chunk=8)
+    assert np.all(h.staleness == 0)
+    assert_trees_close(h.params, sequential_sgd(0.3, 50), rtol=1e-6, atol=1e-7)
+
+
+def test_ssgd_on_barrier_is_sgd_on_the_mean_gradient():
+    n, steps, lr = 3, 5, 0.5
+    trace = simulate(ClusterSpec(num_workers=n, compute=ComputeModel("exponential")), "barrier", n * steps, seed=1)
+    h = run(trace, ssgd(lr))
+    params = toy.init_params()
+    for t in range(steps):
+        grads = [jax.grad(toy.loss_fn)(params, toy.batch_fn(DATA, 0, w, t)) for w in range(n)]
+        mean = jax.tree_util.tree_map(lambda *g: sum(g) / n, *grads)
+        params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, mean)
+    assert_trees_close(h.params, params)
+
+
+def test_fifo_replay_matches_a_hand_written_event_loop():
+    """An independent oracle: walk the trace event by event in plain Python."""
+    trace = simulate(ClusterSpec(num_workers=3, compute=ComputeModel("exponential")), "whitelist-queue", 40, seed=2)
+    rule = dcasgd(0.2, adaptive=True)
+    h = run(trace, rule, mode="loop")
+    params = toy.init_params()
+    state = rule.init(params, 3)
+    snapshots, pending, steps = {}, {}, [0, 0, 0]
+    for k, w, s, v in zip(trace.kind, trace.worker, trace.slot, trace.version):
+        if k == sim.PULL:
+            snapshots[w] = params
+        elif k == sim.PUSH:
+            g = jax.grad(toy.loss_fn)(snapshots[w], toy.batch_fn(DATA, 0, w, steps[w]))
+            pending[s] = (g, snapshots[w], w)
+            steps[w] += 1
+        else:
+            g, backup, worker = pending.pop(s)
+            params, state = rule.update(state, params, g, worker=worker, staleness=0, backup=backup)
+    assert_trees_close(h.params, params)
+
+
+def test_queue_policy_needs_slots_fifo_does_not():
+    spec = ClusterSpec(num_workers=4, compute=ComputeModel("exponential"), speeds=(1, 1, 1, 4))
+    assert not compile_schedule(simulate(spec, "fifo", 100, seed=0)).needs_slots
+    assert not compile_schedule(simulate(spec, "whitelist-wait", 100, seed=0)).needs_slots
+    assert compile_schedule(simulate(spec, "whitelist-queue", 100, seed=0)).needs_slots
+
+
+def test_schedule_staleness_matches_trace():
+    trace = simulate(ClusterSpec(num_workers=5, compute=ComputeModel("lognormal")), "whitelist-queue", 300, seed=4)
+    schedule = compile_schedule(trace)
+    np.testing.assert_array_equal(schedule.staleness, trace.staleness)
+    np.testing.assert_array_equal(schedule.applied_worker, trace.applied_worker)
+
+
+@pytest.mark.parametrize("policy, rule", [("fifo", asgd(0.2, momentum=0.9)), ("whitelist-wait", gsgm(0.2)),
+                                          ("whitelist-queue", dcasgd(0.2))])
+def test_jit_equals_no_jit(policy, rule):
+    trace = simulate(ClusterSpec(num_workers=3, compute=ComputeModel("exponential")), policy, 12, seed=0)
+    a = run(trace, rule, eval_every=4)
+    with jax.disable_jit():
+        b = run(trace, rule, eval_every=4)
+    assert_trees_close(a.params, b.params)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
+
+
+def test_scan_equals_loop():
+    trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), "fifo", 100, seed=0)
+    a = run(trace, gsgm(0.2), mode="loop")
+    b = run(trace, gsgm(0.2), mode="scan", chunk=16)
+    assert_trees_close(a.params, b.params)
+    np.testing.assert_array_equal(a.update, b.update)
+
+
+def test_same_trace_and_seed_give_identical_histories():
+    trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), "whitelist-wait", 80, seed=0)
+    a, b = run(trace, gsgm(0.2), seed=5), run(trace, gsgm(0.2), seed=5)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+    assert_trees_equal(a.params, b.params)
+    c = run(trace, gsgm(0.2), seed=6)
+    assert not np.array_equal(a.loss, c.loss)
+
+
+@pytest.mark.parametrize("vmap", [True, False])
+def test_multi_seed_call_equals_single_seed_calls(vmap):
+    trace = simulate(ClusterSpec(num_workers=3, compute=ComputeModel("exponential")), "fifo", 60, seed=0)
+    rule = asgd(0.2)
+    seeds = [0, 1, 2]
+    params0 = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[toy.init_params(s) for s in seeds])
+    many = replay_seeds(trace, rule, toy.loss_fn, params0, toy.batch_fn, EVAL, 20, seeds, data=DATA, vmap=vmap,
+                        keep_params=True)
+    for s, h in zip(seeds, many):
+        one = replay(trace, rule, toy.loss_fn, toy.init_params(s), toy.batch_fn, EVAL, 20, s, data=DATA,
+                     keep_params=True)
+        if vmap:
+            assert_trees_close(h.params, one.params)
+            np.testing.assert_allclose(h.loss, one.loss, rtol=1e-5)
+        else:
+            assert_trees_equal(h.params, one.params)
+            np.testing.assert_array_equal(h.loss, one.loss)
+
+
+def test_history_records_evaluations():
+    trace = simulate(ClusterSpec(num_workers=2), "fifo", 25, seed=0)
+    h = run(trace, asgd(0.2), eval_every=10)
+    assert h.update.tolist() == [0, 10, 20, 25]
+    assert h.sim_time[0] == 0 and h.sim_time[-1] == trace.apply_time[-1]
+    assert len(h.staleness) == 25 and not h.diverged
+    records = h.to_records()
+    assert set(records[0]) == {"update", "sim_time", "loss", "accuracy"}
+
+
+def test_divergence_is_recorded_not_raised():
+    trace = simulate(ClusterSpec(num_workers=2), "fifo", 200, seed=0)
+    def exploding_loss(params, batch):  # a quadratic whose SGD step with lr 1 multiplies w by -19
+        return 10.0 * sum(jnp.sum(p ** 2) for p in jax.tree_util.tree_leaves(params))
+
+    def exploding_eval(params):
+        return {"loss": exploding_loss(params, None), "accuracy": EVAL(params)["accuracy"]}
+
+    h = replay(trace, asgd(1.0), exploding_loss, toy.init_params(), toy.batch_fn, exploding_eval, 10, data=DATA)
+    assert h.diverged and h.diverged_at is not None and h.diverged_at <= 200
+    assert np.all(np.isfinite(h.loss))
+    assert h.update[-1] < h.diverged_at
+
+
+def test_rule_and_policy_must_fit():
+    trace = simulate(ClusterSpec(num_workers=3), "fifo", 9, seed=0)
+    with pytest.raises(ReplayError, match="barrier with ssgd"):
+        run(trace, ssgd(0.1))
+    with pytest.raises(ReplayError, match="eval_every"):
+        run(trace, asgd(0.1), eval_every=0)
+    with pytest.raises(ReplayError, match="mode"):
+        run(trace, asgd(0.1), mode="fast")
+
+
+def test_crash_loses_in_flight_gradient_and_restart_pulls_fresh_parameters():
+    """Hand-built trace: worker 1 crashes mid-computation (no push), restarts with a pull."""
+    P, U, A = sim.PULL, sim.PUSH, sim.APPLY
+    trace = {
+        "kind":    [P, P, U, A, P, U, A, P, P, U, A],
+        "worker":  [0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1],
+        "slot":    [-1, -1, 0, 0, -1, 0, 0, -1, -1, 0, 0],
+        "time":    [0, 0, 1, 1, 1, 2, 2, 2, 2.5, 3.5, 3.5],
+        "version": [0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2],
+        "num_workers": 2, "num_slots": 1,
+    }
+    h = run(trace, asgd(0.5), eval_every=100)
+    assert h.staleness.tolist() == [0, 0, 0]
+    assert h.worker.tolist() == [0, 0, 1]
+    # oracle: worker 1's only gradient is its step 0, computed on the parameters after two updates
+    params = toy.init_params()
+    grad = lambda p, w, t: jax.grad(toy.loss_fn)(p, toy.batch_fn(DATA, 0, w, t))
+    for t in range(2):
+        params = jax.tree_util.tree_map(lambda p, g: p - 0.5 * g, params, grad(params, 0, t))
+    params = jax.tree_util.tree_map(lambda p, g: p - 0.5 * g, params, grad(params, 1, 0))
+    assert_trees_close(h.params, params)
+
+
+def test_simulated_failures_flow_through_replay():
+    spec = ClusterSpec(num_workers=3, failures=FailureModel(mean_time_to_failure=2.0, downtime=1.0))
+    trace = simulate(spec, "fifo", 60, seed=3)
+    pushes = int(np.sum(trace.kind == sim.PUSH))
+    assert pushes == trace.num_updates  # lost gradients were never pushed, hence never applied
+    h = run(trace, asgd(0.2), eval_every=20)
+    np.testing.assert_array_equal(h.staleness, trace.staleness)
+    assert h.updates_replayed == 60
