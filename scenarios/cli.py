@@ -189,6 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_errors() -> tuple:
+    """Errors that mean bad input (printed as one line), not a bug."""
+    from sim import SpecError, TraceError
+
+    errors = [SpecError, TraceError]
+    try:
+        from algorithms import ReplayError, RuleError
+
+        from .config import ConfigError
+        from .data import DataError
+        from .partition import PartitionError
+        errors += [ReplayError, RuleError, ConfigError, DataError, PartitionError]
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -199,7 +216,7 @@ def main(argv=None) -> int:
             parser.print_help()
             return EXIT_USAGE
         return args.func(args)
-    except UsageError as e:
+    except (UsageError, *_input_errors()) as e:
         if debug:
             raise
         print(f"stalesim: error: {e}", file=sys.stderr)

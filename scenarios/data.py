@@ -1,0 +1,219 @@
+"""Datasets: Fashion-MNIST (IDX), CIFAR-10/100 (python pickles), a synthetic set.
+
+Nothing is downloaded: files are looked up in ``data_dir``, then ``$STALESIM_DATA``,
+then (Fashion-MNIST) Debian's ``/usr/share/datasets/fashion-mnist``. A missing or
+corrupt file raises ``DataError`` saying where it looked and how to get the files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+FMNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+DATASETS = ("fmnist", "cifar10", "cifar100", "synthetic")
+
+
+class DataError(ValueError):
+    """A data file is missing, unreadable or not in the expected format."""
+
+
+class Dataset(NamedTuple):
+    """Images as uint8 ``[n, H, W, C]`` (or float32 ``[n, D]`` for synthetic data), labels int32."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def search_dirs(data_dir=None, *extra) -> list[Path]:
+    dirs = []
+    if data_dir:
+        dirs.append(Path(data_dir))
+    if os.environ.get("STALESIM_DATA"):
+        dirs.append(Path(os.environ["STALESIM_DATA"]))
+    dirs.extend(Path(e) for e in extra)
+    return dirs
+
+
+# ------------------------------------------------------------------ Fashion-MNIST
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a numpy array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated IDX file")
+    zero, dtype_code, ndim = raw[0] * 256 + raw[1], raw[2], raw[3]
+    if zero != 0 or dtype_code != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: expected {expected} bytes of data for shape {shape}, found {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find(name: str, dirs: list[Path]) -> Path | None:
+    for d in dirs:
+        for candidate in (d / name, d / f"{name}.gz", d / "fashion-mnist" / name, d / "fashion-mnist" / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_fmnist(data_dir=None) -> Dataset:
+    """Fashion-MNIST from its four IDX files (plain or .gz)."""
+    dirs = search_dirs(data_dir, DEBIAN_FMNIST)
+    found = {key: _find(name, dirs) for key, name in FMNIST_FILES.items()}
+    missing = [FMNIST_FILES[k] for k, p in found.items() if p is None]
+    if missing:
+        looked = ", ".join(str(d) for d in dirs)
+        raise DataError(f"Fashion-MNIST: missing {', '.join(missing)} (looked in {looked}); on Debian/Ubuntu "
+                        f"run 'apt-get install dataset-fashion-mnist', or put the four IDX files in --data-dir "
+                        f"or $STALESIM_DATA")
+    arrays = {k: read_idx(p) for k, p in found.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"Fashion-MNIST {split}: images {images.shape} and labels {labels.shape} do not match")
+        if labels.max() >= 10:
+            raise DataError(f"Fashion-MNIST {split}: labels must lie in 0..9")
+    return Dataset("fmnist", arrays["train_images"][..., None], arrays["train_labels"].astype(np.int32),
+                   arrays["test_images"][..., None], arrays["test_labels"].astype(np.int32), 10)
+
+
+# ------------------------------------------------------------------ CIFAR-10 / 100
+CIFAR = {
+    "cifar10": dict(folder="cifar-10-batches-py", archive="cifar-10-python.tar.gz",
+                    train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"], label=b"labels", classes=10),
+    "cifar100": dict(folder="cifar-100-python", archive="cifar-100-python.tar.gz", train=["train"], test=["test"],
+                     label=b"fine_labels", classes=100),
+}
+
+
+def _unpickle(raw: bytes, where: str) -> dict:
+    try:
+        return pickle.loads(raw, encoding="bytes")
+    except Exception as e:  # a corrupt pickle can raise almost anything
+        raise DataError(f"{where}: not a readable CIFAR python pickle ({type(e).__name__}: {e})") from None
+
+
+def _cifar_arrays(batches: list[dict], label_key: bytes, where: str, classes: int):
+    xs, ys = [], []
+    for b in batches:
+        if b"data" not in b or label_key not in b:
+            raise DataError(f"{where}: batch lacks 'data' or '{label_key.decode()}'")
+        data = np.asarray(b[b"data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3072:
+            raise DataError(f"{where}: 'data' must be [n, 3072] uint8, got {data.shape}")
+        xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(b[label_key], dtype=np.int32))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if len(x) != len(y) or (len(y) and (y.min() < 0 or y.max() >= classes)):
+        raise DataError(f"{where}: labels do not match the images or lie outside 0..{classes - 1}")
+    return x, y
+
+
+def load_cifar(name: str, data_dir=None) -> Dataset:
+    """CIFAR-10 or CIFAR-100 from the python version: the extracted folder or the .tar.gz."""
+    spec = CIFAR[name]
+    dirs = search_dirs(data_dir)
+    members = spec["train"] + spec["test"]
+    for d in dirs:
+        folder = d / spec["folder"]
+        if folder.is_dir() and all((folder / m).is_file() for m in members):
+            raw = {m: (folder / m).read_bytes() for m in members}
+            where = str(folder)
+            break
+        archive = d / spec["archive"]
+        if archive.is_file():
+            where = str(archive)
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    raw = {}
+                    for m in members:
+                        f = tar.extractfile(f"{spec['folder']}/{m}")
+                        if f is None:
+                            raise KeyError(m)
+                        raw[m] = f.read()
+            except KeyError as e:
+                raise DataError(f"{archive}: archive lacks {spec['folder']}/{e.args[0]}") from None
+            except (tarfile.TarError, OSError, EOFError) as e:
+                raise DataError(f"{archive}: not a readable .tar.gz ({e})") from None
+            break
+    else:
+        looked = ", ".join(str(d) for d in dirs) or "(no --data-dir and no $STALESIM_DATA)"
+        raise DataError(f"{name}: found neither {spec['folder']}/ nor {spec['archive']} in {looked}; "
+                        f"this tool downloads nothing: fetch the 'python version' archive from the CIFAR "
+                        f"page (www.cs.toronto.edu/~kriz/cifar.html) and pass its folder as --data-dir")
+    x_train, y_train = _cifar_arrays([_unpickle(raw[m], f"{where}:{m}") for m in spec["train"]], spec["label"],
+                                     where, spec["classes"])
+    x_test, y_test = _cifar_arrays([_unpickle(raw[m], f"{where}:{m}") for m in spec["test"]], spec["label"],
+                                   where, spec["classes"])
+    return Dataset(name, x_train, y_train, x_test, y_test, spec["classes"])
+
+
+# ------------------------------------------------------------------ synthetic
+def synthetic(num_classes: int = 10, dim: int = 32, train_per_class: int = 200, test_per_class: int = 50,
+              separation: float = 1.5, seed: int = 0) -> Dataset:
+    """Gaussian clusters, one per class, in ``dim`` dimensions: instant, no files."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(num_classes, dim)) * separation / np.sqrt(dim) * 3
+
+    def draw(per_class):
+        y = np.repeat(np.arange(num_classes), per_class)
+        x = means[y] + rng.normal(size=(len(y), dim))
+        order = rng.permutation(len(y))
+        return x[order].astype(np.float32), y[order].astype(np.int32)
+
+    x_train, y_train = draw(train_per_class)
+    x_test, y_test = draw(test_per_class)
+    return Dataset("synthetic", x_train, y_train, x_test, y_test, num_classes)
+
+
+def load(name: str, data_dir=None) -> Dataset:
+    if name == "fmnist":
+        return load_fmnist(data_dir)
+    if name in CIFAR:
+        return load_cifar(name, data_dir)
+    if name == "synthetic":
+        return synthetic()
+    raise DataError(f"dataset: unknown {name!r}; allowed: {', '.join(DATASETS)}")
+
+
+def available(name: str, data_dir=None) -> bool:
+    """Whether ``load(name, data_dir)`` would find its files (without reading them all)."""
+    if name == "synthetic":
+        return True
+    if name == "fmnist":
+        dirs = search_dirs(data_dir, DEBIAN_FMNIST)
+        return all(_find(n, dirs) for n in FMNIST_FILES.values())
+    spec = CIFAR[name]
+    return any((d / spec["folder"]).is_dir() or (d / spec["archive"]).is_file() for d in search_dirs(data_dir))
