@@ -79,7 +79,7 @@ def _int_option(text, name):
 def prepare(args, log=print):
     """Validate everything and build the run list before any work starts."""
     from .data import load
-    from .experiments import SCENARIOS, expand, resolve_dataset
+    from .experiments import SCENARIOS, check_runnable, expand, resolve_dataset
 
     if args.scenario not in SCENARIOS:
         raise ConfigError(f"scenario: unknown {args.scenario!r}; allowed: {', '.join(SCENARIOS)}")
@@ -97,7 +97,9 @@ def prepare(args, log=print):
     bases = _split(args.base, "--base", BASES)
     seeds = _int_option(args.seeds, "--seeds")
     runs = expand(scenario, config, algorithms, bases, seeds)
-    load(config.dataset, args.data_dir)  # fail now, not after an hour, if the data is missing or broken
+    dataset = load(config.dataset, args.data_dir)  # fail now, not after an hour, if the data is missing
+    for cfg in {r.config for r in runs}:
+        check_runnable(cfg, dataset)
     out = Path(args.out or f"results/{scenario.name}")
     return scenario, config, runs, out
 

@@ -180,6 +180,19 @@ class Workload:
 _WORKLOADS: dict = {}
 
 
+def check_runnable(cfg: ExperimentConfig, dataset) -> None:
+    """Raise ConfigError now if the model or the partition cannot be built for ``dataset``."""
+    from .models import make_model
+    from .partition import partition
+
+    try:
+        make_model(cfg.model, dataset.input_shape, dataset.num_classes)
+        partition(cfg.partition, dataset.y_train, cfg.workers, classes_per_worker=cfg.classes_per_worker,
+                  alpha=cfg.alpha, seed=0)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def workload(cfg: ExperimentConfig, data_dir=None) -> Workload:
     import jax
     import jax.numpy as jnp
