@@ -133,6 +133,7 @@ class Whitelist(Policy):
 
     def worker_up(self, worker):
         self.live.add(worker)
+        self._refill_if_empty()  # the list may have emptied while every worker was down
 
 
 class Barrier(Policy):
