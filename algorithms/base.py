@@ -86,13 +86,31 @@ def tree_stack(tree, n: int):
 
 
 def tree_row(stacked, i):
-    """Row ``i`` of a stacked pytree."""
-    return jax.tree_util.tree_map(lambda x: x[i], stacked)
+    """Row ``i`` of a stacked pytree (a dynamic slice, which XLA keeps in place)."""
+    return jax.tree_util.tree_map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), stacked)
 
 
 def tree_set_row(stacked, i, tree):
-    """``stacked`` with row ``i`` replaced by ``tree`` (in place under donation)."""
-    return jax.tree_util.tree_map(lambda x, v: x.at[i].set(v), stacked, tree)
+    """``stacked`` with row ``i`` replaced by ``tree``: a dynamic-update-slice, done in
+    place under donation (``x.at[i].set`` lowers to a scatter, which XLA on the CPU
+    copied whole when the same array was also read: 100 x slower at 100 workers)."""
+    return jax.tree_util.tree_map(lambda x, v: jax.lax.dynamic_update_index_in_dim(x, v.astype(x.dtype), i, 0),
+                                  stacked, tree)
+
+
+def after(value, *dependencies):
+    """``value`` unchanged, but data-dependent on every leaf of ``dependencies``.
+
+    A rule that reads a row of a stacked ``[N, ...]`` buffer and then writes a row of
+    it in place must make the written value depend on what consumed the read; else
+    XLA on the CPU cannot order the read first and copies the whole buffer on every
+    update (measured: 40 instead of 4,000 updates/s at 100 workers). ``isnan(x) &
+    isinf(x)`` is false for every float, but XLA cannot prove it."""
+    never = jnp.zeros((), bool)
+    for leaf in jax.tree_util.tree_leaves(dependencies):
+        probe = leaf.reshape(-1)[0]
+        never = never | (jnp.isnan(probe) & jnp.isinf(probe))
+    return jax.tree_util.tree_map(lambda v: jnp.where(never, jnp.zeros_like(v), v), value)
 
 
 def tree_zeros(tree):
@@ -120,7 +138,7 @@ def base_step(base: optax.GradientTransformation, base_state, params, direction,
     if scope == "worker":
         own = tree_row(base_state, worker)
         updates, own = base.update(direction, own, params)
-        base_state = tree_set_row(base_state, worker, own)
+        base_state = tree_set_row(base_state, worker, after(own, updates))
     else:
         updates, base_state = base.update(direction, base_state, params)
     return optax.apply_updates(params, updates), base_state

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .base import (Rule, RuleError, base_init, base_step, check_scope, check_unit_interval, resolve_base,
+from .base import (Rule, RuleError, after, base_init, base_step, check_scope, check_unit_interval, resolve_base,
                    tree_row, tree_set_row, tree_stack, tree_zeros)
 
 
@@ -65,11 +65,12 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
             ms = tree_row(mean_square, worker) if per_worker_ms else mean_square
             ms = jax.tree_util.tree_map(lambda s, g: ms_decay * s + (1 - ms_decay) * g * g, ms, grad)
             lam_t = jax.tree_util.tree_map(lambda s: lam0 / jnp.sqrt(s + eps), ms)
-            mean_square = tree_set_row(mean_square, worker, ms) if per_worker_ms else ms
         else:
             lam_t = jax.tree_util.tree_map(lambda g: lam0, grad)
         compensated = jax.tree_util.tree_map(lambda g, l, w, wb: g + l * g * g * (w - wb),
                                              grad, lam_t, params, backup)
+        if adaptive:
+            mean_square = tree_set_row(mean_square, worker, after(ms, compensated)) if per_worker_ms else ms
         params, base_state = base_step(base, state.base_state, params, compensated, worker, scope)
         return params, DcasgdState(base_state, mean_square)
 

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .base import (Rule, RuleError, base_init, base_step, check_scope, resolve_base, tree_row, tree_set_row,
+from .base import (Rule, RuleError, after, base_init, base_step, check_scope, resolve_base, tree_row, tree_set_row,
                    tree_stack, tree_zeros)
 
 
@@ -109,5 +109,6 @@ def _partial_average(state: GsgmState, grad, worker, k: int):
                                         state.window_sum, grad, replaced)
     window_size = state.window_size + jnp.where(drop, 0, 1).astype(jnp.int32)
     direction = jax.tree_util.tree_map(lambda s: s / window_size.astype(s.dtype), window_sum)
-    latest = tree_set_row(state.latest_gradients, worker, grad)
+    latest = tree_set_row(state.latest_gradients, worker, after(grad, window_sum))
     return direction, dict(latest_gradients=latest, window_sum=window_sum, window_size=window_size)
+

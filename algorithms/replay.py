@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Rule, tree_row, tree_set_row, tree_stack
+from .base import Rule, after, tree_row, tree_set_row, tree_stack
 
 # event kinds, as in sim.trace (algorithms does not import sim; a test checks they agree)
 PULL, PUSH, APPLY = 0, 1, 2
@@ -192,23 +192,27 @@ def _op_function(variant: int, rule: Rule, grad_fn, batch_fn):
 
     def run_op(carry: _Carry, op, seed, data) -> _Carry:
         params, rule_state, snapshots, pending, backups = carry
+        snapshot_reads = []  # what consumed a snapshot row: the pull's write must wait for it
         if has_push:  # eager: its worker pulls again before it is applied
             snapshot = tree_row(snapshots, op[PUSH_WORKER])
             grad = grad_fn(snapshot, batch_fn(data, seed, op[PUSH_WORKER], op[PUSH_STEP]))
             pending = tree_set_row(pending, op[PUSH_SLOT], grad)
+            snapshot_reads.append(grad)
             if rule.uses_backup:
                 backups = tree_set_row(backups, op[PUSH_SLOT], snapshot)
+                snapshot_reads.append(backups)
         if has_apply:
             if deferred:  # the worker's snapshot is still what it computed on
                 backup = tree_row(snapshots, op[APPLY_WORKER])
                 grad = grad_fn(backup, batch_fn(data, seed, op[APPLY_WORKER], op[APPLY_STEP]))
+                snapshot_reads.append(grad)
             else:
                 grad = tree_row(pending, op[APPLY_SLOT])
                 backup = tree_row(backups, op[APPLY_SLOT]) if rule.uses_backup else params
             params, rule_state = rule.update(rule_state, params, grad, worker=op[APPLY_WORKER],
                                              staleness=op[STALENESS], backup=backup)
         if has_pull:
-            snapshots = tree_set_row(snapshots, op[PULL_WORKER], params)
+            snapshots = tree_set_row(snapshots, op[PULL_WORKER], after(params, snapshot_reads))
         return _Carry(params, rule_state, snapshots, pending, backups)
 
     return run_op
