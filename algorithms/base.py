@@ -138,7 +138,8 @@ def base_step(base: optax.GradientTransformation, base_state, params, direction,
     if scope == "worker":
         own = tree_row(base_state, worker)
         updates, own = base.update(direction, own, params)
-        base_state = tree_set_row(base_state, worker, after(own, updates))
-    else:
-        updates, base_state = base.update(direction, base_state, params)
+        params = optax.apply_updates(params, updates)
+        # the new parameters are an output, so they exist whole before the row is written
+        return params, tree_set_row(base_state, worker, after(own, params))
+    updates, base_state = base.update(direction, base_state, params)
     return optax.apply_updates(params, updates), base_state

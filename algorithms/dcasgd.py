@@ -69,9 +69,9 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
             lam_t = jax.tree_util.tree_map(lambda g: lam0, grad)
         compensated = jax.tree_util.tree_map(lambda g, l, w, wb: g + l * g * g * (w - wb),
                                              grad, lam_t, params, backup)
-        if adaptive:
-            mean_square = tree_set_row(mean_square, worker, after(ms, compensated)) if per_worker_ms else ms
         params, base_state = base_step(base, state.base_state, params, compensated, worker, scope)
+        if adaptive:  # (the row is written once the new parameters exist, see base.after)
+            mean_square = tree_set_row(mean_square, worker, after(ms, params)) if per_worker_ms else ms
         return params, DcasgdState(base_state, mean_square)
 
     name = "dcasgd-a" if adaptive else "dcasgd-c"
