@@ -82,7 +82,7 @@ def resolve_base(learning_rate, momentum, base) -> optax.GradientTransformation:
 # ------------------------------------------------------------------ pytree helpers
 def tree_stack(tree, n: int):
     """``n`` copies of every leaf, stacked on a new leading axis."""
-    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)).copy(), tree)
+    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)  # a new buffer
 
 
 def tree_row(stacked, i):

@@ -134,11 +134,11 @@ def _trace(workers, policy, updates, seed=0):
 
 
 def bench_replay(quick, report):
-    updates = {"mlp": 400 if quick else 3000, "cnn": 60 if quick else 400}
+    updates = {"mlp": 200 if quick else 3000, "cnn": 10 if quick else 400}
     repeats = 1 if quick else 3
     for model_name in ("mlp", "cnn"):
         mode = "scan" if model_name == "mlp" else "loop"
-        for workers in (10, 100):
+        for workers in (10,) if quick else (10, 100):
             model, loss_fn, batch_fn, data, source = _setup(model_name, workers)
             ref = reference_steps_per_second(model, loss_fn, batch_fn, data, updates[model_name], repeats)
             for algorithm in ("asgd", "dcasgd", "gsgm"):
@@ -153,7 +153,7 @@ def bench_replay(quick, report):
 def bench_trace(quick, report):
     from sim import ClusterSpec, ComputeModel, network, simulate, straggler_speeds
 
-    updates = 20_000 if quick else 100_000
+    updates = 5_000 if quick else 100_000
     for workers in (10, 100, 1000):
         net = network(latency=0.01, bandwidth=1e8, model_bytes=4e5, jitter=0.005)
         spec = ClusterSpec(num_workers=workers, compute=ComputeModel("exponential"),
@@ -176,7 +176,7 @@ def bench_seeds(quick, report):
     from algorithms import replay, replay_seeds
 
     r = 8
-    for model_name, updates in (("mlp", 200 if quick else 1500), ("cnn", 20 if quick else 150)):
+    for model_name, updates in (("mlp", 50 if quick else 1500), ("cnn", 4 if quick else 150)):
         mode = "scan" if model_name == "mlp" else "loop"
         model, loss_fn, batch_fn, data, _ = _setup(model_name, 10)
         trace = _trace(10, "fifo", updates)
@@ -199,8 +199,8 @@ def bench_seeds(quick, report):
 
 
 def bench_scaling(quick, report):
-    updates = 400 if quick else 3000
-    big = 200 if quick else 1000
+    updates = 200 if quick else 3000
+    big = 100 if quick else 1000
     rates = {}
     for workers in (10, big):
         model, loss_fn, batch_fn, data, _ = _setup("mlp", workers)
@@ -232,8 +232,8 @@ print(json.dumps({"base": base, "before": before, "peak": peak, "param_bytes": p
 
 
 def bench_memory(quick, report):
-    workers = 200 if quick else 1000
-    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(workers), "200" if quick else "2000"],
+    workers = 100 if quick else 1000
+    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(workers), "100" if quick else "2000"],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
     m = json.loads(out.stdout.strip().splitlines()[-1])
     # params, gsgm's momentum and window sum, the gradient in flight: 4 copies; snapshots and cache: N each

@@ -137,7 +137,9 @@ def plot_all(results: list[dict], rows: list[dict], out_dir: Path, title: str = 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     curves = _curves(results)
-    panels = sorted({(k[0], k[1]) for k in curves}, key=lambda p: (p[0] if p[0] is not None else 0, p[1]))
+    base_order = {b: i for i, b in enumerate(("sgd", "momentum", "adam"))}
+    panels = sorted({(k[0], k[1]) for k in curves},
+                    key=lambda p: (p[0] if p[0] is not None else 0, base_order.get(p[1], 9)))
     axis_name = next((r.get("axis") for r in results if r.get("axis")), None)
 
     # 1. accuracy against simulated time
@@ -185,7 +187,8 @@ def plot_all(results: list[dict], rows: list[dict], out_dir: Path, title: str = 
 
     # 3. stability (accuracy std over the second half) per algorithm and base
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    groups = sorted({(r["axis"], r["base"]) for r in rows}, key=lambda g: (g[0] if g[0] is not None else 0, g[1]))
+    groups = sorted({(r["axis"], r["base"]) for r in rows},
+                    key=lambda g: (g[0] if g[0] is not None else 0, base_order.get(g[1], 9)))
     algorithms = [a for a in COLORS if any(r["algorithm"] == a for r in rows)]
     width = 0.8 / max(1, len(algorithms))
     for j, algorithm in enumerate(algorithms):

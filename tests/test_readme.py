@@ -1,0 +1,19 @@
+"""The README's opening example prints exactly what the README says."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_example_output_is_exact(tmp_path):
+    text = README.read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    expected = re.search(r"prints .*?\n\n```\n(.*?)```", text, re.S).group(1)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                         cwd=README.parent)
+    assert out.stdout == expected
