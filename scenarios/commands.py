@@ -35,6 +35,18 @@ def add_subcommands(sub) -> None:
         p.add_argument("--force", action="store_true", help="recompute runs that are already finished")
         p.set_defaults(func=cmd_run if name == "run" else cmd_reproduce)
 
+    p = sub.add_parser("sweep", help="run a sweep file (axes over cluster shapes, algorithms, seeds)",
+                       description="Expand a sweep file into runs, run the missing ones locally or on Ray, and "
+                                   "write a tidy CSV (one row per run), plots and a Markdown summary.")
+    p.add_argument("spec", help="a sweep TOML file, or the name of a shipped sweep (staleness)")
+    p.add_argument("--out", default=None, help="results directory (default: results/sweep-NAME)")
+    p.add_argument("--backend", default="local", help="local (a process pool, default) or ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--jobs", default=None, help="local processes (default: one per CPU core)")
+    p.add_argument("--data-dir", default=None, help="folder with the dataset files")
+    p.add_argument("--force", action="store_true", help="recompute finished runs")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("report", help="redraw the table and plots from saved results",
                        description="Redraw the table and plots of a results directory without recomputing.")
     p.add_argument("dir", help="a results directory written by 'stalesim run' or 'stalesim reproduce'")
@@ -169,6 +181,35 @@ def cmd_report(args) -> int:
     if missing > 0:
         print(f"\nnote: {missing} of {len(wanted)} runs are not finished; re-run the same command to complete them")
     print("plots: " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .data import load
+    from .experiments import check_runnable, write_json_atomic
+    from .sweep import BACKENDS, load_sweep, run_sweep, write_sweep_report
+
+    if args.backend not in BACKENDS:
+        raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    jobs = _int_option(args.jobs, "--jobs")
+    sweep = load_sweep(args.spec)
+    runs = sweep.runs()
+    dataset = load(sweep.config.dataset, args.data_dir)
+    for cfg in {r.config for r in runs}:
+        check_runnable(cfg, dataset)
+    if args.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("--backend ray: Ray is not installed; install it with pip install 'stalesim[ray]'") from None
+    out = Path(args.out or f"results/sweep-{sweep.name}")
+    write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,
+                                                "axes": sweep.axes, "runs": [r.dirname for r in runs]})
+    results = run_sweep(sweep, out, backend=args.backend, jobs=jobs, address=args.address,
+                        data_dir=args.data_dir, force=args.force)
+    print()
+    print(write_sweep_report(results, sweep, out))
+    print(f"tidy table: {out / 'runs.csv'}; summary: {out / 'summary.md'}; plots: {out / 'plots'}")
     return 0
 
 

@@ -1,0 +1,374 @@
+"""Sweeps: a TOML file names a base scenario and axes to vary; it expands to runs.
+
+    name = "staleness"
+    scenario = "fmnist"                 # base configuration
+    algorithms = ["asgd", "dcasgd", "gsgm"]
+    bases = ["sgd"]
+    seeds = 2
+    target_accuracy = 0.7               # for "simulated time to reach it"
+
+    [set]                               # fixed overrides of the base configuration
+    updates = 2000
+
+    [axes]                              # the sweep is the product of these lists
+    workers = [4, 8, 16, 32]
+    spread = [1.0, 4.0]
+
+Runs use the same keys and directory layout as ``stalesim run``, so a sweep resumes,
+and can be started with one backend and finished with the other. Runs that share a
+cluster shape, policy and seed share one cached trace (``DIR/traces``).
+
+Backends: ``local`` (a pool of processes on this machine) and ``ray`` (tasks on an
+existing Ray cluster, or a local one). Workers return results; this process writes
+them, so the layout is the same whatever the backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import os
+import time
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .config import ALGORITHMS, BASES, ConfigError, ExperimentConfig
+from .experiments import SCENARIOS, RunSpec, execute, load_result, write_json_atomic, write_text_atomic
+
+SHIPPED = Path(__file__).resolve().parent / "sweeps"
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    scenario: str
+    config: ExperimentConfig
+    axes: dict
+    algorithms: tuple
+    bases: tuple
+    seeds: int
+    target_accuracy: float
+
+    def runs(self) -> list[RunSpec]:
+        names = list(self.axes)
+        out = []
+        for values in itertools.product(*(self.axes[n] for n in names)):
+            cfg = replace(self.config, **dict(zip(names, values)))
+            try:
+                cfg.validate()
+            except ConfigError as e:
+                raise ConfigError(f"sweep axes {dict(zip(names, values))}: {e}") from None
+            for a in self.algorithms:
+                for b in self.bases:
+                    for s in range(self.seeds):
+                        out.append(RunSpec(cfg, a, b, s))
+        return out
+
+
+def load_sweep(path_or_name: str) -> Sweep:
+    """Read and validate a sweep file (or the name of a shipped one, e.g. ``staleness``)."""
+    path = Path(path_or_name)
+    if not path.is_file() and (SHIPPED / f"{path_or_name}.toml").is_file():
+        path = SHIPPED / f"{path_or_name}.toml"
+    if not path.is_file():
+        shipped = ", ".join(p.stem for p in sorted(SHIPPED.glob("*.toml")))
+        raise ConfigError(f"sweep: no file {str(path_or_name)!r} and no shipped sweep of that name ({shipped})")
+    try:
+        spec = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"sweep {path}: not valid TOML ({e})") from None
+    known = {"name", "scenario", "algorithms", "bases", "seeds", "target_accuracy", "set", "axes"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ConfigError(f"sweep {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+    scenario_name = spec.get("scenario", "fmnist")
+    if scenario_name not in SCENARIOS:
+        raise ConfigError(f"sweep scenario: unknown {scenario_name!r}; allowed: {', '.join(SCENARIOS)}")
+    scenario = SCENARIOS[scenario_name]
+    fixed = spec.get("set", {})
+    if not isinstance(fixed, dict):
+        raise ConfigError("sweep set: must be a table of field = value")
+    config = scenario.config.with_overrides(fixed)
+    axes = spec.get("axes", {})
+    field_names = {f.name for f in fields(ExperimentConfig)}
+    if not isinstance(axes, dict):
+        raise ConfigError("sweep axes: must be a table of field = [values]")
+    for name, values in axes.items():
+        if name not in field_names:
+            raise ConfigError(f"sweep axes.{name}: unknown field; allowed: {', '.join(sorted(field_names))}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep axes.{name}: must be a non-empty list of values")
+    algorithms = tuple(spec.get("algorithms", scenario.algorithms))
+    bases = tuple(spec.get("bases", scenario.bases))
+    for a in algorithms:
+        if a not in ALGORITHMS:
+            raise ConfigError(f"sweep algorithms: unknown {a!r}; allowed: {', '.join(ALGORITHMS)}")
+    for b in bases:
+        if b not in BASES:
+            raise ConfigError(f"sweep bases: unknown {b!r}; allowed: {', '.join(BASES)}")
+    seeds = spec.get("seeds", 2)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"sweep seeds: must be an integer >= 1, got {seeds!r}")
+    target = spec.get("target_accuracy", 0.7)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise ConfigError(f"sweep target_accuracy: must lie in (0, 1], got {target!r}")
+    sweep = Sweep(spec.get("name", path.stem), scenario_name, config, axes, algorithms, bases, seeds, float(target))
+    sweep.runs()  # validates every combination now
+    return sweep
+
+
+# ------------------------------------------------------------------ backends
+def _run_task(run: RunSpec, data_dir, trace_dir) -> dict:
+    """What a worker does: one run, its result returned (the caller writes it)."""
+    return execute(run, data_dir=data_dir, trace_dir=Path(trace_dir) if trace_dir else None)
+
+
+def _pending(runs, out: Path, force: bool):
+    done, todo = {}, []
+    for run in runs:
+        existing = None if force else load_result(out / "runs" / run.dirname / "result.json")
+        if existing is not None and existing.get("key") == run.key:
+            done[run.key] = existing
+        else:
+            todo.append(run)
+    return done, todo
+
+
+def _order_for_trace_reuse(runs: list[RunSpec]) -> list[RunSpec]:
+    """Runs sharing a cluster shape and seed next to each other, so the first simulates
+    the trace and the others find it in the cache."""
+    return sorted(runs, key=lambda r: (r.seed, sorted(r.config.to_dict().items()), r.algorithm, r.base))
+
+
+def run_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs: Optional[int] = None,
+              address: Optional[str] = None, data_dir=None, force: bool = False, log=print) -> list[dict]:
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    runs = sweep.runs()
+    done, todo = _pending(runs, out, force)
+    todo = _order_for_trace_reuse(todo)
+    log(f"sweep {sweep.name}: {len(runs)} runs, {len(done)} already finished, {len(todo)} to do ({backend})")
+    trace_dir = str(out / "traces")
+    started = time.perf_counter()
+    results = dict(done)
+
+    def finished(run: RunSpec, result: dict, n: int):
+        write_json_atomic(out / "runs" / run.dirname / "result.json", result)
+        results[run.key] = result
+        elapsed = time.perf_counter() - started
+        left = elapsed / n * (len(todo) - n)
+        acc = "diverged" if result["diverged"] else f"acc {result['final_accuracy']:.3f}"
+        log(f"[{n:>4}/{len(todo)}] {run.label:<40} {acc:<14} elapsed {elapsed:6.0f} s  left ~{left:5.0f} s")
+
+    if todo and backend == "local":
+        _run_local(todo, jobs, data_dir, trace_dir, finished)
+    elif todo:
+        _run_ray(todo, address, data_dir, trace_dir, finished)
+    return [results[r.key] for r in runs]
+
+
+def _run_local(todo, jobs, data_dir, trace_dir, finished):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    jobs = jobs or min(len(todo), os.cpu_count() or 1)
+    if jobs == 1:
+        for n, run in enumerate(todo, 1):
+            finished(run, _run_task(run, data_dir, trace_dir), n)
+        return
+    # JAX must not be forked once initialised: spawn fresh worker processes
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_task, run, data_dir, trace_dir): run for run in todo}
+        for n, future in enumerate(as_completed(futures), 1):
+            finished(futures[future], future.result(), n)
+
+
+def _run_ray(todo, address, data_dir, trace_dir, finished):
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--backend ray: Ray is not installed; install it with "
+                          "pip install 'stalesim[ray]' (or pip install ray)") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(_run_task)
+        pending = {task.remote(run, data_dir, trace_dir): run for run in todo}
+        n = 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                n += 1
+                finished(pending.pop(ref), ray.get(ref), n)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# ------------------------------------------------------------------ the tidy table and report
+def time_to_target(result: dict, target: float) -> Optional[float]:
+    """Simulated time of the first evaluation with accuracy >= target (None if never)."""
+    for e in result["history"]:
+        if e["accuracy"] >= target:
+            return e["sim_time"]
+    return None
+
+
+def tidy_rows(results: list[dict], sweep: Sweep) -> list[dict]:
+    rows = []
+    for r in results:
+        cfg = r["config"]
+        row = {name: cfg[name] for name in sweep.axes}
+        row.update(algorithm=r["algorithm"], base=r["base"], seed=r["seed"], policy=r["policy"],
+                   mean_staleness=r["trace"]["mean_staleness"], p95_staleness=r["trace"]["p95_staleness"],
+                   max_staleness=r["trace"]["max_staleness"], sim_time=r["trace"]["sim_time"],
+                   final_accuracy=r["final_accuracy"], accuracy_std=r["accuracy_std"], diverged=r["diverged"],
+                   time_to_target=time_to_target(r, sweep.target_accuracy))
+        rows.append(row)
+    return rows
+
+
+def tidy_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _shape(row: dict, axes) -> str:
+    return ", ".join(f"{a}={row[a]}" for a in axes)
+
+
+def _spearman(x, y) -> float:
+    if len(x) < 3:
+        return float("nan")
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
+    """The tidy CSV, plots and a Markdown summary of what the data shows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import COLORS, _save
+
+    rows = tidy_rows(results, sweep)
+    write_text_atomic(out / "runs.csv", tidy_csv(rows))
+    axes = list(sweep.axes)
+    shapes = sorted({_shape(r, axes) for r in rows})
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["algorithm"], _shape(r, axes)), []).append(r)
+
+    def mean_of(rs, key):
+        vals = [r[key] for r in rs if r[key] is not None and not r["diverged"]]
+        return (float(np.mean(vals)), float(np.std(vals))) if vals else (math.nan, math.nan)
+
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for algorithm in sweep.algorithms:
+        pts = sorted((mean_of(rs, "mean_staleness")[0], mean_of(rs, "p95_staleness")[0], mean_of(rs, "accuracy_std"),
+                      mean_of(rs, "final_accuracy")) for (a, _), rs in groups.items() if a == algorithm)
+        if not pts:
+            continue
+        xs = [p[0] for p in pts]
+        ax1.errorbar(xs, [100 * p[2][0] for p in pts], yerr=[100 * p[2][1] for p in pts], marker="o", capsize=3,
+                     label=algorithm, color=COLORS.get(algorithm), ls="none")
+        ax2.errorbar([p[1] for p in pts], [100 * p[3][0] for p in pts], yerr=[100 * p[3][1] for p in pts],
+                     marker="o", capsize=3, label=algorithm, color=COLORS.get(algorithm), ls="none")
+    ax1.set_xlabel("mean staleness of the run's trace")
+    ax1.set_ylabel("accuracy std, 2nd half (%)")
+    ax1.set_title("stability against staleness")
+    ax2.set_xlabel("95th-percentile staleness")
+    ax2.set_ylabel("final accuracy (%)")
+    ax2.set_title("accuracy against staleness")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    _save(fig, plots / "stability_vs_staleness.png")
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(shapes)), 3.8))
+    width = 0.8 / max(1, len(sweep.algorithms))
+    for j, algorithm in enumerate(sweep.algorithms):
+        vals = [mean_of(groups.get((algorithm, s), []), "time_to_target")[0] for s in shapes]
+        ax.bar(np.arange(len(shapes)) + (j - (len(sweep.algorithms) - 1) / 2) * width,
+               [0 if math.isnan(v) else v for v in vals], width, label=algorithm, color=COLORS.get(algorithm))
+    ax.set_xticks(range(len(shapes)))
+    ax.set_xticklabels([s.replace(", ", "\n") for s in shapes], fontsize=8)
+    ax.set_ylabel(f"simulated time to {sweep.target_accuracy:.0%} accuracy\n(0: never reached)")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, plots / "time_to_target.png")
+
+    by_shape: dict = {}
+    for r in results:
+        if r["policy"] != "fifo":
+            continue
+        key = _shape({a: r["config"][a] for a in axes}, axes)
+        hist = by_shape.setdefault(key, {})
+        for v, c in r["trace"]["staleness_histogram"].items():
+            hist[int(v)] = hist.get(int(v), 0) + c
+    if by_shape:
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(by_shape)), 3.8))
+        data = [np.repeat(list(h), list(h.values())) for h in by_shape.values()]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(by_shape) + 1))
+        ax.set_xticklabels([s.replace(", ", "\n") for s in by_shape], fontsize=8)
+        ax.set_ylabel("staleness (fifo policy)")
+        ax.set_title("staleness distribution per cluster shape")
+        fig.tight_layout()
+        _save(fig, plots / "staleness_by_shape.png")
+    plt.close("all")
+
+    lines = [f"# Sweep {sweep.name}", "",
+             f"Base scenario `{sweep.scenario}`; axes: " + "; ".join(f"{a} in {sweep.axes[a]}" for a in axes)
+             + f"; {', '.join(sweep.algorithms)} on {', '.join(sweep.bases)}; {sweep.seeds} seeds; "
+             f"{len(results)} runs.", "", "## What the data shows", ""]
+    for algorithm in sweep.algorithms:
+        rs = [r for r in rows if r["algorithm"] == algorithm and not r["diverged"]]
+        rho = _spearman([r["mean_staleness"] for r in rs], [r["accuracy_std"] for r in rs])
+        rho_acc = _spearman([r["mean_staleness"] for r in rs], [r["final_accuracy"] for r in rs])
+        diverged = sum(r["diverged"] for r in rows if r["algorithm"] == algorithm)
+        lines.append(f"- **{algorithm}**: rank correlation of mean staleness with accuracy std "
+                     f"{rho:+.2f}, with final accuracy {rho_acc:+.2f} ({len(rs)} finished runs, {diverged} diverged).")
+    worst = max(shapes, key=lambda s: np.nanmean([mean_of(groups.get((a, s), []), "mean_staleness")[0]
+                                                  for a in sweep.algorithms]))
+    ranked = sorted(sweep.algorithms, key=lambda a: mean_of(groups.get((a, worst), []), "accuracy_std")[0])
+    lines.append(f"- At the most stale cluster shape ({worst}) the most stable algorithm is **{ranked[0]}** "
+                 "(lowest accuracy std), then " + ", ".join(ranked[1:]) + ".")
+    lines += ["", "## Per cluster shape (mean ± std over seeds)", "",
+              "| shape | algorithm | mean / p95 staleness | final acc. (%) | acc. std (%) | time to target |",
+              "|---|---|---|---|---|---|"]
+    for s in shapes:
+        for a in sweep.algorithms:
+            rs = groups.get((a, s), [])
+            if not rs:
+                continue
+            ms, p95 = mean_of(rs, "mean_staleness")[0], mean_of(rs, "p95_staleness")[0]
+            fa, st, tt = mean_of(rs, "final_accuracy"), mean_of(rs, "accuracy_std"), mean_of(rs, "time_to_target")
+            ttt = "never" if math.isnan(tt[0]) else f"{tt[0]:.0f}"
+            lines.append(f"| {s} | {a} | {ms:.1f} / {p95:.0f} | {100 * fa[0]:.1f} ± {100 * fa[1]:.1f} | "
+                         f"{100 * st[0]:.2f} ± {100 * st[1]:.2f} | {ttt} |")
+    lines += ["", "Plots: `plots/stability_vs_staleness.png`, `plots/time_to_target.png`, "
+                  "`plots/staleness_by_shape.png`; every run: `runs.csv`.", ""]
+    summary = "\n".join(lines)
+    write_text_atomic(out / "summary.md", summary)
+    return summary

@@ -1,0 +1,94 @@
+"""Sweeps: expansion, validation, trace reuse, resumption, and local == Ray."""
+
+import csv
+import io
+
+import pytest
+
+from scenarios.cli import main
+from scenarios.config import ConfigError
+from scenarios.sweep import load_sweep, run_sweep, tidy_csv, tidy_rows, write_sweep_report
+
+MINI = """
+name = "mini"
+scenario = "synthetic"
+algorithms = ["asgd", "gsgm"]
+bases = ["sgd"]
+seeds = 1
+target_accuracy = 0.5
+[set]
+updates = 40
+eval_every = 20
+[axes]
+workers = [4, 6]
+"""
+
+
+@pytest.fixture
+def mini(tmp_path):
+    path = tmp_path / "mini.toml"
+    path.write_text(MINI)
+    return path
+
+
+def test_expansion_and_shipped_sweep(mini):
+    sweep = load_sweep(str(mini))
+    runs = sweep.runs()
+    assert len(runs) == 4 and sorted({r.config.workers for r in runs}) == [4, 6]
+    shipped = load_sweep("staleness")
+    assert len(shipped.runs()) == 4 * 2 * 3 * 2
+
+
+@pytest.mark.parametrize("text, field", [
+    ("scenario = 'nope'", "scenario"),
+    ("[axes]\nworkrs = [1, 2]", "workrs"),
+    ("[axes]\nworkers = []", "axes.workers"),
+    ("[axes]\nworkers = [0, 2]", "workers"),
+    ("algorithms = ['hogwild']", "algorithms"),
+    ("seeds = 0", "seeds"),
+    ("colour = 'blue'", "colour"),
+    ("this is not toml", "TOML"),
+])
+def test_bad_sweep_files(tmp_path, text, field):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=field):
+        load_sweep(str(path))
+
+
+def test_local_sweep_reuses_traces_resumes_and_reports(mini, tmp_path):
+    out = tmp_path / "out"
+    sweep = load_sweep(str(mini))
+    results = run_sweep(sweep, out, backend="local", jobs=1, log=lambda *_: None)
+    assert len(results) == 4
+    # asgd and gsgm use different policies; each (workers, policy, seed) trace is simulated once
+    assert len(list((out / "traces").glob("*.npz"))) == 4
+    lines = []
+    again = run_sweep(sweep, out, backend="local", jobs=1, log=lines.append)
+    assert "4 already finished, 0 to do" in lines[0]
+    assert [r["key"] for r in again] == [r["key"] for r in results]
+    rows = list(csv.DictReader(io.StringIO(tidy_csv(tidy_rows(results, sweep)))))
+    assert len(rows) == 4 and {"workers", "algorithm", "mean_staleness", "accuracy_std", "time_to_target"} <= set(
+        rows[0])
+    summary = write_sweep_report(results, sweep, out)
+    assert "What the data shows" in summary and (out / "plots" / "stability_vs_staleness.png").is_file()
+
+
+def test_sweep_command_and_backends_give_identical_tables(mini, tmp_path, capsys):
+    pytest.importorskip("ray")
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert main(["sweep", str(mini), "--out", str(local), "--jobs", "2"]) == 0
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert main(["sweep", str(mini), "--out", str(remote), "--backend", "ray"]) == 0
+    finally:
+        ray.shutdown()
+    assert (local / "runs.csv").read_text() == (remote / "runs.csv").read_text()
+    assert "What the data shows" in capsys.readouterr().out
+
+
+def test_sweep_bad_backend(mini, capsys):
+    assert main(["sweep", str(mini), "--backend", "slurm"]) == 2
+    assert "--backend" in capsys.readouterr().err
