@@ -338,9 +338,9 @@ def _replay(trace, rule, loss_fn, params0, batch_fn, eval_fn, eval_every, seeds,
 
     def fresh_carry(p):
         state = rule.init(p, n)
-        slot_tree = tree_stack(jax.tree_util.tree_map(jnp.zeros_like, p), schedule.num_slots)
-        pending = slot_tree if schedule.needs_slots else ()
-        backups = jax.tree_util.tree_map(jnp.copy, slot_tree) if schedule.needs_slots and rule.uses_backup else ()
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, p)
+        pending = tree_stack(zeros, schedule.num_slots) if schedule.needs_slots else ()
+        backups = tree_stack(zeros, schedule.num_slots) if schedule.needs_slots and rule.uses_backup else ()
         return _Carry(p, state, tree_stack(p, n), pending, backups)
 
     params0 = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), params0)  # the carry is donated
