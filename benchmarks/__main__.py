@@ -176,7 +176,7 @@ def bench_seeds(quick, report):
     from algorithms import replay, replay_seeds
 
     r = 8
-    for model_name, updates in (("mlp", 50 if quick else 1500), ("cnn", 4 if quick else 150)):
+    for model_name, updates in (("mlp", 50 if quick else 1500), ("cnn", 4 if quick else 60)):
         mode = "scan" if model_name == "mlp" else "loop"
         model, loss_fn, batch_fn, data, _ = _setup(model_name, 10)
         trace = _trace(10, "fifo", updates)
@@ -212,23 +212,35 @@ def bench_scaling(quick, report):
 
 
 _MEMORY_CHILD = r"""
-import json, resource, sys
+import json, sys
 import jax, numpy as np
-from benchmarks.__main__ import _setup, _trace, _rule, _no_eval
+from benchmarks.__main__ import _setup, _trace, _rule, _no_eval, peak_rss
 from algorithms import replay
 workers, updates = int(sys.argv[1]), int(sys.argv[2])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+base = peak_rss()
 model, loss_fn, batch_fn, data, _ = _setup("mlp", workers)
 trace = _trace(workers, "whitelist-wait", updates)
 params = model.init(jax.random.PRNGKey(0))
 param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
 data_bytes = sum(x.size * x.dtype.itemsize for x in data)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = peak_rss()
 replay(trace, _rule("gsgm"), loss_fn, params, batch_fn, _no_eval, 10**9, 0, data=data, mode="scan")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss()
 print(json.dumps({"base": base, "before": before, "peak": peak, "param_bytes": param_bytes,
                   "data_bytes": data_bytes}))
 """
+
+
+def peak_rss() -> int:
+    """Peak resident bytes of this process. VmHWM starts afresh at exec; ru_maxrss does
+    not (a child inherits its parent's), so it is used only where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def bench_memory(quick, report):

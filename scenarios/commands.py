@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ALGORITHMS, BASES, ConfigError, parse_assignments
+from .config import ALGORITHMS, BASES, ConfigError, check_names, parse_assignments
 
 
 def add_subcommands(sub) -> None:
@@ -67,13 +67,7 @@ def cmd_list(args) -> int:
 def _split(text, name, allowed):
     if text is None:
         return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    for t in items:
-        if t not in allowed:
-            raise ConfigError(f"{name}: unknown {t!r}; allowed: {', '.join(allowed)}")
-    if not items:
-        raise ConfigError(f"{name}: give at least one of {', '.join(allowed)}")
-    return tuple(items)
+    return check_names(name, [t.strip() for t in text.split(",") if t.strip()], allowed)
 
 
 def _int_option(text, name):

@@ -126,6 +126,23 @@ def _parse(key: str, text: str, type_name: str) -> object:
     return text
 
 
+def check_names(field: str, names, allowed) -> tuple:
+    """``names`` as a tuple if each is in ``allowed``; else ConfigError naming ``field``."""
+    names = tuple(names)
+    for name in names:
+        if name not in allowed:
+            raise ConfigError(f"{field}: unknown {name!r}; allowed: {', '.join(allowed)}")
+    if not names:
+        raise ConfigError(f"{field}: give at least one of {', '.join(allowed)}")
+    return names
+
+
+def check_count(field: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{field}: must be an integer >= 1, got {value!r}")
+    return value
+
+
 def parse_assignments(items: list[str]) -> dict:
     """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``."""
     out = {}

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .config import ALGORITHMS, BASES, ConfigError, ExperimentConfig, run_key
+from .config import ALGORITHMS, BASES, ConfigError, ExperimentConfig, check_count, check_names, run_key
 
 
 @dataclass(frozen=True)
@@ -91,32 +91,24 @@ class RunSpec:
         return f"{self.label}-{self.key[:10]}"
 
 
+def grid(configs, algorithms, bases, seeds: int, axis: Optional[str] = None) -> list[RunSpec]:
+    """Every (config, algorithm, base, seed), in a fixed order."""
+    return [RunSpec(cfg, a, b, s, axis) for cfg in configs for a in algorithms for b in bases for s in range(seeds)]
+
+
 def expand(scenario: Scenario, config: ExperimentConfig, algorithms=None, bases=None, seeds=None) -> list[RunSpec]:
     """The grid of runs, in a fixed order."""
-    algorithms = tuple(algorithms or scenario.algorithms)
-    bases = tuple(bases or scenario.bases)
-    for a in algorithms:
-        if a not in ALGORITHMS:
-            raise ConfigError(f"--algorithms: unknown {a!r}; allowed: {', '.join(ALGORITHMS)}")
-    for b in bases:
-        if b not in BASES:
-            raise ConfigError(f"--base: unknown {b!r}; allowed: {', '.join(BASES)}")
-    n_seeds = scenario.seeds if seeds is None else seeds
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ConfigError(f"--seeds: must be an integer >= 1, got {n_seeds!r}")
-    values = scenario.axis_values if scenario.axis else (None,)
-    runs = []
-    for value in values:
+    algorithms = check_names("--algorithms", algorithms or scenario.algorithms, ALGORITHMS)
+    bases = check_names("--base", bases or scenario.bases, BASES)
+    n_seeds = check_count("--seeds", scenario.seeds if seeds is None else seeds)
+    configs = []
+    for value in scenario.axis_values if scenario.axis else (None,):
         cfg = config if value is None else replace(config, **{scenario.axis: value})
         try:
-            cfg.validate()
+            configs.append(cfg.validate())
         except ConfigError as e:
             raise ConfigError(f"{scenario.name} along {scenario.axis}={value}: {e}") from None
-        for a in algorithms:
-            for b in bases:
-                for s in range(n_seeds):
-                    runs.append(RunSpec(cfg, a, b, s, scenario.axis))
-    return runs
+    return grid(configs, algorithms, bases, n_seeds, scenario.axis)
 
 
 # ------------------------------------------------------------------ building blocks

@@ -38,8 +38,8 @@ from typing import Optional
 
 import numpy as np
 
-from .config import ALGORITHMS, BASES, ConfigError, ExperimentConfig
-from .experiments import SCENARIOS, RunSpec, execute, load_result, write_json_atomic, write_text_atomic
+from .config import ALGORITHMS, BASES, ConfigError, ExperimentConfig, check_count, check_names
+from .experiments import SCENARIOS, RunSpec, execute, grid, load_result, write_json_atomic, write_text_atomic
 
 SHIPPED = Path(__file__).resolve().parent / "sweeps"
 BACKENDS = ("local", "ray")
@@ -58,18 +58,13 @@ class Sweep:
 
     def runs(self) -> list[RunSpec]:
         names = list(self.axes)
-        out = []
+        configs = []
         for values in itertools.product(*(self.axes[n] for n in names)):
-            cfg = replace(self.config, **dict(zip(names, values)))
             try:
-                cfg.validate()
+                configs.append(replace(self.config, **dict(zip(names, values))).validate())
             except ConfigError as e:
                 raise ConfigError(f"sweep axes {dict(zip(names, values))}: {e}") from None
-            for a in self.algorithms:
-                for b in self.bases:
-                    for s in range(self.seeds):
-                        out.append(RunSpec(cfg, a, b, s))
-        return out
+        return grid(configs, self.algorithms, self.bases, self.seeds)
 
 
 def load_sweep(path_or_name: str) -> Sweep:
@@ -105,17 +100,9 @@ def load_sweep(path_or_name: str) -> Sweep:
             raise ConfigError(f"sweep axes.{name}: unknown field; allowed: {', '.join(sorted(field_names))}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep axes.{name}: must be a non-empty list of values")
-    algorithms = tuple(spec.get("algorithms", scenario.algorithms))
-    bases = tuple(spec.get("bases", scenario.bases))
-    for a in algorithms:
-        if a not in ALGORITHMS:
-            raise ConfigError(f"sweep algorithms: unknown {a!r}; allowed: {', '.join(ALGORITHMS)}")
-    for b in bases:
-        if b not in BASES:
-            raise ConfigError(f"sweep bases: unknown {b!r}; allowed: {', '.join(BASES)}")
-    seeds = spec.get("seeds", 2)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"sweep seeds: must be an integer >= 1, got {seeds!r}")
+    algorithms = check_names("sweep algorithms", spec.get("algorithms", scenario.algorithms), ALGORITHMS)
+    bases = check_names("sweep bases", spec.get("bases", scenario.bases), BASES)
+    seeds = check_count("sweep seeds", spec.get("seeds", 2))
     target = spec.get("target_accuracy", 0.7)
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise ConfigError(f"sweep target_accuracy: must lie in (0, 1], got {target!r}")
@@ -165,7 +152,8 @@ def run_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs: Optional
         elapsed = time.perf_counter() - started
         left = elapsed / n * (len(todo) - n)
         acc = "diverged" if result["diverged"] else f"acc {result['final_accuracy']:.3f}"
-        log(f"[{n:>4}/{len(todo)}] {run.label:<40} {acc:<14} elapsed {elapsed:6.0f} s  left ~{left:5.0f} s")
+        shape = _shape(run.config.to_dict(), sweep.axes)
+        log(f"[{n:>4}/{len(todo)}] {run.label} ({shape}) {acc:<14} elapsed {elapsed:6.0f} s  left ~{left:5.0f} s")
 
     if todo and backend == "local":
         _run_local(todo, jobs, data_dir, trace_dir, finished)
@@ -277,7 +265,8 @@ def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
         groups.setdefault((r["algorithm"], _shape(r, axes)), []).append(r)
 
     def mean_of(rs, key):
-        vals = [r[key] for r in rs if r[key] is not None and not r["diverged"]]
+        """Mean and std over seeds; metrics of diverged runs do not exist, their staleness does."""
+        vals = [r[key] for r in rs if r[key] is not None and (key.endswith("staleness") or not r["diverged"])]
         return (float(np.mean(vals)), float(np.std(vals))) if vals else (math.nan, math.nan)
 
     plots = out / "plots"
@@ -365,8 +354,14 @@ def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
             ms, p95 = mean_of(rs, "mean_staleness")[0], mean_of(rs, "p95_staleness")[0]
             fa, st, tt = mean_of(rs, "final_accuracy"), mean_of(rs, "accuracy_std"), mean_of(rs, "time_to_target")
             ttt = "never" if math.isnan(tt[0]) else f"{tt[0]:.0f}"
-            lines.append(f"| {s} | {a} | {ms:.1f} / {p95:.0f} | {100 * fa[0]:.1f} ± {100 * fa[1]:.1f} | "
-                         f"{100 * st[0]:.2f} ± {100 * st[1]:.2f} | {ttt} |")
+            n_div = sum(r["diverged"] for r in rs)
+            note = f" ({n_div}/{len(rs)} diverged)" if n_div else ""
+            if n_div == len(rs):
+                acc_text = std_text = "diverged"
+            else:
+                acc_text = f"{100 * fa[0]:.1f} ± {100 * fa[1]:.1f}{note}"
+                std_text = f"{100 * st[0]:.2f} ± {100 * st[1]:.2f}"
+            lines.append(f"| {s} | {a} | {ms:.1f} / {p95:.0f} | {acc_text} | {std_text} | {ttt} |")
     lines += ["", "Plots: `plots/stability_vs_staleness.png`, `plots/time_to_target.png`, "
                   "`plots/staleness_by_shape.png`; every run: `runs.csv`.", ""]
     summary = "\n".join(lines)
