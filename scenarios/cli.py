@@ -209,6 +209,7 @@ def _input_errors() -> tuple:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
