@@ -9,6 +9,7 @@ for before its pull is served.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 
 from .cluster import SpecError
@@ -16,7 +17,7 @@ from .cluster import SpecError
 POLICY_NAMES = ("fifo", "whitelist-wait", "whitelist-queue", "barrier", "buffered:K")
 
 
-class Policy:
+class Policy(ABC):
     """Base class. Subclasses set ``name`` and implement ``receive``."""
 
     name = "policy"
@@ -29,8 +30,9 @@ class Policy:
         """Applied gradients that make one server version."""
         return 1
 
+    @abstractmethod
     def receive(self, worker: int, slot: int):
-        raise NotImplementedError  # abstract
+        """A gradient from ``worker`` sits in ``slot``: apply or hold it; return None or an event."""
 
     def worker_down(self, worker: int) -> None:
         """A worker crashed (only called when failures are enabled)."""
