@@ -7,7 +7,7 @@ bad value fails at once with one line that names the field and what is allowed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -171,12 +171,11 @@ class ClusterSpec:
         return np.asarray(self.speeds, dtype=float) if self.speeds else np.ones(self.num_workers)
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClusterSpec":
+        """The inverse of ``to_dict`` (for example from a loaded trace's ``spec``)."""
         d = dict(d)
         compute = d.pop("compute", {}) or {}
         return cls(

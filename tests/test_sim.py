@@ -170,6 +170,16 @@ def test_save_load_roundtrip_and_bad_files(tmp_path):
         Trace.load(tmp_path / "other.npz")
 
 
+def test_spec_survives_a_saved_trace(tmp_path):
+    spec = ClusterSpec(num_workers=3, compute=as_durations([1.0, 2.0]), speeds=(1.0, 2.0, 3.0),
+                       push=network(0.1, 1e6, 4e5, 0.01), service_time=0.2,
+                       failures=FailureModel(5.0, 1.0))
+    trace = simulate(spec, "fifo", 20, seed=1)
+    loaded = Trace.load(trace.save(tmp_path / "t.npz"))
+    assert ClusterSpec.from_dict(loaded.spec) == spec
+    assert simulate(ClusterSpec.from_dict(loaded.spec), "fifo", 20, seed=1) == trace
+
+
 def test_summary_fields():
     s = summarize(simulate(spec3(), "fifo", 30, seed=0))
     assert s["updates"] == 30 and s["max_staleness"] == 2
