@@ -33,9 +33,11 @@ from .base import Rule, after, tree_row, tree_set_row, tree_stack
 # event kinds, as in sim.trace (algorithms does not import sim; a test checks they agree)
 PULL, PUSH, APPLY = 0, 1, 2
 MODES = ("loop", "scan")
-# columns of the op table
-PUSH_WORKER, PUSH_SLOT, PUSH_STEP, APPLY_SLOT, APPLY_WORKER, APPLY_STEP, STALENESS, PULL_WORKER = range(8)
-NUM_COLUMNS = 8
+# columns of the op table; *_ROW are rows of the parameter store (see ``compile_schedule``)
+(PUSH_WORKER, PUSH_SLOT, PUSH_STEP, APPLY_SLOT, APPLY_WORKER, APPLY_STEP, STALENESS, PULL_ROW, PUSH_ROW,
+ APPLY_ROW) = range(10)
+NUM_COLUMNS = 10
+STORAGES = ("auto", "snapshots", "ring")
 # what an op holds: an eager push (gradient computed now, kept in a slot), an apply, a pull;
 # DEFERRED: the applied gradient is computed at apply time from its worker's snapshot
 HAS_PUSH, HAS_APPLY, HAS_PULL, DEFERRED = 1, 2, 4, 8
@@ -58,6 +60,8 @@ class Schedule(NamedTuple):
     num_slots: int
     needs_slots: bool  # some gradient must be computed before its worker pulls again
     gradients_per_version: int = 1
+    storage: str = "snapshots"  # "snapshots": one row per worker; "ring": recent versions
+    num_rows: int = 0  # rows of the parameter store
 
 
 def _arrays(trace) -> dict:
@@ -68,30 +72,67 @@ def _arrays(trace) -> dict:
     raise ReplayError(f"trace: expected a sim.Trace or a mapping of arrays, got {type(trace).__name__}")
 
 
-def compile_schedule(trace) -> Schedule:
+def _events(trace) -> dict:
+    arrays = _arrays(trace)
+    for key in ("kind", "worker", "slot", "time", "num_workers", "num_slots"):
+        if key not in arrays:
+            raise ReplayError(f"trace: missing {key!r}")
+    return {"kind": np.asarray(arrays["kind"]).tolist(), "worker": np.asarray(arrays["worker"]).tolist(),
+            "slot": np.asarray(arrays["slot"]).tolist(),
+            "time": np.asarray(arrays["time"], dtype=np.float64).tolist(),
+            "num_workers": int(arrays["num_workers"]), "num_slots": max(int(arrays["num_slots"]), 1),
+            "per_version": int(arrays.get("gradients_per_version", 1)),
+            "versions": np.asarray(arrays["version"]).tolist() if "version" in arrays else None}
+
+
+def ring_size(trace) -> int:
+    """Rows a ring of recent parameter versions needs for this trace: one more than the
+    largest number of applies between a worker's pull and the apply of the gradient
+    it computed from it."""
+    return _ring_size(_events(trace))
+
+
+def _ring_size(ev: dict) -> int:
+    mark, slot_mark, applies, size = [0] * ev["num_workers"], [0] * ev["num_slots"], 0, 1
+    for k, w, s in zip(ev["kind"], ev["worker"], ev["slot"]):
+        if k == PULL:
+            mark[w] = applies
+        elif k == PUSH:
+            slot_mark[s] = mark[w]
+        else:
+            size = max(size, applies - slot_mark[s] + 1)
+            applies += 1
+    return size
+
+
+def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
     """Compile a trace (a ``sim.Trace`` or a mapping with ``kind``, ``worker``, ``slot``,
     ``time``, ``num_workers``, ``num_slots`` and optionally ``version`` and
     ``gradients_per_version``) into ops.
 
-    A gradient's value depends only on its worker's snapshot and minibatch. If the
+    ``storage="snapshots"``: the replay keeps one parameter snapshot per worker. A
+    gradient's value depends only on its worker's snapshot and minibatch. If the
     worker does not pull again before the gradient is applied (always so under
     ``fifo``, ``whitelist-wait`` and ``barrier``), its snapshot is unchanged at apply
     time, so the gradient is computed there (*deferred*) and never stored. Otherwise
     (``whitelist-queue``, ``buffered``, a restart after a crash) it is computed at its
     push and waits in a slot. Consecutive events are then fused into ops in the order
     eager push -> apply -> pull; the FIFO cycle "push, apply, pull" is one op.
+
+    ``storage="ring"``: the replay keeps the last K parameter versions (K =
+    ``ring_size(trace)``) and a pull only notes which version the worker read. Every
+    gradient is deferred and every op is "apply, then store the new version": one kind
+    of op, which ``mode="scan"`` runs in chunks whatever the policy. It pays when K is
+    not much larger than N and the policy makes the snapshot ops irregular
+    (``whitelist``, ``barrier``, ``buffered``).
     """
-    arrays = _arrays(trace)
-    for key in ("kind", "worker", "slot", "time", "num_workers", "num_slots"):
-        if key not in arrays:
-            raise ReplayError(f"trace: missing {key!r}")
-    kind = np.asarray(arrays["kind"]).tolist()
-    worker = np.asarray(arrays["worker"]).tolist()
-    slot = np.asarray(arrays["slot"]).tolist()
-    times = np.asarray(arrays["time"], dtype=np.float64).tolist()
-    num_workers, num_slots = int(arrays["num_workers"]), max(int(arrays["num_slots"]), 1)
-    per_version = int(arrays.get("gradients_per_version", 1))
-    versions = np.asarray(arrays["version"]).tolist() if "version" in arrays else None
+    if storage not in ("snapshots", "ring"):
+        raise ReplayError(f"storage: must be one of {', '.join(STORAGES)}, got {storage!r}")
+    ev = _events(trace)
+    if storage == "ring":
+        return _compile_ring(ev)
+    kind, worker, slot, times = ev["kind"], ev["worker"], ev["slot"], ev["time"]
+    num_workers, num_slots, per_version, versions = ev["num_workers"], ev["num_slots"], ev["per_version"], ev["versions"]
 
     # pass 1: which pushes must be computed eagerly (their worker pulls before the apply)
     eager = [False] * len(kind)
@@ -129,15 +170,16 @@ def compile_schedule(trace) -> Schedule:
             op[STALENESS] = 0
         stage, last_time = order, times[i]
         if k == PULL:
-            op[PULL_WORKER] = w
+            op[PULL_ROW] = w
             variant |= HAS_PULL
             read_version[w] = versions[i] if versions is not None else version
         elif k == PUSH:
-            op[PUSH_WORKER], op[PUSH_SLOT], op[PUSH_STEP] = w, s, slot_step[s]
+            op[PUSH_WORKER], op[PUSH_SLOT], op[PUSH_STEP], op[PUSH_ROW] = w, s, slot_step[s], w
             variant |= HAS_PUSH
         else:
             tau = (versions[i] if versions is not None else version) - slot_read[s]
             op[APPLY_SLOT], op[APPLY_WORKER], op[APPLY_STEP], op[STALENESS] = s, slot_worker[s], slot_step[s], tau
+            op[APPLY_ROW] = slot_worker[s]
             variant |= HAS_APPLY | (0 if slot_eager[s] else DEFERRED)
             staleness.append(tau)
             applied_worker.append(slot_worker[s])
@@ -151,7 +193,48 @@ def compile_schedule(trace) -> Schedule:
                     variant=np.asarray(variants, dtype=np.int32), applied=np.asarray(applied, dtype=np.int64),
                     time=np.asarray(op_time, dtype=np.float64), staleness=np.asarray(staleness, dtype=np.int64),
                     applied_worker=np.asarray(applied_worker, dtype=np.int64), num_workers=num_workers,
-                    num_slots=num_slots, needs_slots=any(eager), gradients_per_version=per_version)
+                    num_slots=num_slots, needs_slots=any(eager), gradients_per_version=per_version,
+                    storage="snapshots", num_rows=num_workers)
+
+
+def _compile_ring(ev: dict) -> Schedule:
+    """``storage="ring"``: one op per apply; row ``a % K`` holds the parameters after
+    ``a`` applies (row 0: the initial parameters)."""
+    kind, worker, slot, times = ev["kind"], ev["worker"], ev["slot"], ev["time"]
+    num_workers, num_slots, per_version, versions = ev["num_workers"], ev["num_slots"], ev["per_version"], ev["versions"]
+    rows = _ring_size(ev)
+    mark, read_version = [0] * num_workers, [0] * num_workers  # applies and version at each worker's pull
+    slot_mark, slot_read, slot_worker, slot_step = ([0] * num_slots for _ in range(4))
+    steps = [0] * num_workers
+    ops, staleness, applied_worker, op_time = [], [], [], []
+    applies, version, in_version = 0, 0, 0
+    for i, (k, w, s) in enumerate(zip(kind, worker, slot)):
+        if k == PULL:
+            mark[w] = applies
+            read_version[w] = versions[i] if versions is not None else version
+        elif k == PUSH:
+            slot_mark[s], slot_read[s], slot_worker[s], slot_step[s] = mark[w], read_version[w], w, steps[w]
+            steps[w] += 1
+        else:
+            tau = (versions[i] if versions is not None else version) - slot_read[s]
+            op = [-1] * NUM_COLUMNS
+            op[APPLY_SLOT], op[APPLY_WORKER], op[APPLY_STEP], op[STALENESS] = s, slot_worker[s], slot_step[s], tau
+            op[APPLY_ROW], op[PULL_ROW] = slot_mark[s] % rows, (applies + 1) % rows
+            ops.append(op)
+            op_time.append(times[i])
+            staleness.append(tau)
+            applied_worker.append(slot_worker[s])
+            applies += 1
+            in_version += 1
+            if in_version == per_version:
+                version, in_version = version + 1, 0
+    return Schedule(ops=np.asarray(ops, dtype=np.int32).reshape(-1, NUM_COLUMNS),
+                    variant=np.full(len(ops), HAS_APPLY | DEFERRED | HAS_PULL, dtype=np.int32),
+                    applied=np.arange(1, len(ops) + 1, dtype=np.int64), time=np.asarray(op_time, dtype=np.float64),
+                    staleness=np.asarray(staleness, dtype=np.int64),
+                    applied_worker=np.asarray(applied_worker, dtype=np.int64), num_workers=num_workers,
+                    num_slots=num_slots, needs_slots=False, gradients_per_version=per_version, storage="ring",
+                    num_rows=rows)
 
 
 @dataclass
@@ -194,7 +277,7 @@ def _op_function(variant: int, rule: Rule, grad_fn, batch_fn):
         params, rule_state, snapshots, pending, backups = carry
         snapshot_reads = []  # what consumed a snapshot row: the pull's write must wait for it
         if has_push:  # eager: its worker pulls again before it is applied
-            snapshot = tree_row(snapshots, op[PUSH_WORKER])
+            snapshot = tree_row(snapshots, op[PUSH_ROW])
             grad = grad_fn(snapshot, batch_fn(data, seed, op[PUSH_WORKER], op[PUSH_STEP]))
             pending = tree_set_row(pending, op[PUSH_SLOT], grad)
             snapshot_reads.append(grad)
@@ -203,7 +286,7 @@ def _op_function(variant: int, rule: Rule, grad_fn, batch_fn):
                 snapshot_reads.append(backups)
         if has_apply:
             if deferred:  # the worker's snapshot is still what it computed on
-                backup = tree_row(snapshots, op[APPLY_WORKER])
+                backup = tree_row(snapshots, op[APPLY_ROW])
                 grad = grad_fn(backup, batch_fn(data, seed, op[APPLY_WORKER], op[APPLY_STEP]))
                 snapshot_reads.append(grad)
             else:
@@ -212,7 +295,7 @@ def _op_function(variant: int, rule: Rule, grad_fn, batch_fn):
             params, rule_state = rule.update(rule_state, params, grad, worker=op[APPLY_WORKER],
                                              staleness=op[STALENESS], backup=backup)
         if has_pull:
-            snapshots = tree_set_row(snapshots, op[PULL_WORKER], after(params, snapshot_reads))
+            snapshots = tree_set_row(snapshots, op[PULL_ROW], after(params, snapshot_reads))
         return _Carry(params, rule_state, snapshots, pending, backups)
 
     return run_op
@@ -296,41 +379,66 @@ def _is_finite(x) -> bool:
 
 def replay_seeds(trace, rule: Rule, loss_fn: Callable, params0, batch_fn: Callable, eval_fn: Callable,
                  eval_every: int, seeds: Sequence[int], *, data=None, vmap: bool = True, mode: str = "loop",
-                 chunk: int = 32, keep_params: bool = False) -> list[History]:
+                 chunk: int = 32, storage: str = "auto", keep_params: bool = False) -> list[History]:
     """Replay one trace with R seeds in one call; ``params0`` is stacked ``[R, ...]``
     (one initialisation per seed). ``vmap=True`` runs the seeds as one batched program,
     ``vmap=False`` as a loop; both give the same numbers up to float rounding."""
     seeds = [int(s) for s in seeds]
     if not vmap:
         return [replay(trace, rule, loss_fn, tree_row(params0, r), batch_fn, eval_fn, eval_every, seed, data=data,
-                       mode=mode, chunk=chunk, keep_params=keep_params) for r, seed in enumerate(seeds)]
+                       mode=mode, chunk=chunk, storage=storage, keep_params=keep_params)
+                for r, seed in enumerate(seeds)]
     return _replay(trace, rule, loss_fn, params0, batch_fn, eval_fn, eval_every, seeds, data, True, mode, chunk,
-                   keep_params)
+                   storage, keep_params)
 
 
 def replay(trace, rule: Rule, loss_fn: Callable, params0, batch_fn: Callable, eval_fn: Callable,
            eval_every: int, seed: int = 0, *, data=None, mode: str = "loop", chunk: int = 32,
-           keep_params: bool = False) -> History:
+           storage: str = "auto", keep_params: bool = False) -> History:
     """Replay ``trace`` with ``rule``.
 
     ``loss_fn(params, batch) -> scalar``; ``batch_fn(data, seed, worker, step) -> batch``
     (traceable: a worker's minibatches are a pure function of seed, worker and step);
     ``eval_fn(params) -> {"loss": .., "accuracy": ..}``, run every ``eval_every``
     applied gradients and at the end. ``mode`` is ``"loop"`` (one jitted call per op)
-    or ``"scan"`` (``lax.scan`` over runs of ``chunk`` identical ops)."""
+    or ``"scan"`` (``lax.scan`` over runs of ``chunk`` identical ops). ``storage`` is
+    ``"snapshots"`` (one parameter copy per worker), ``"ring"`` (the last K versions,
+    see ``compile_schedule``) or ``"auto"``: the ring when K <= 2N and it fits in
+    1 GiB, else snapshots. Both give the same numbers."""
     return _replay(trace, rule, loss_fn, params0, batch_fn, eval_fn, eval_every, [int(seed)], data, False, mode,
-                   chunk, keep_params)[0]
+                   chunk, storage, keep_params)[0]
+
+
+RING_BUDGET_BYTES = 1 << 30
+
+
+def choose_storage(trace, params, storage: str = "auto") -> str:
+    """``storage`` itself, or for ``"auto"`` the ring when it needs at most 2N rows and
+    1 GiB, else one snapshot per worker (see ``compile_schedule``)."""
+    if storage not in STORAGES:
+        raise ReplayError(f"storage: must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if storage != "auto":
+        return storage
+    ev = _events(trace)
+    rows = _ring_size(ev)
+    row_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+    fits = rows <= 2 * ev["num_workers"] and rows * row_bytes <= RING_BUDGET_BYTES
+    return "ring" if fits else "snapshots"
 
 
 def _replay(trace, rule, loss_fn, params0, batch_fn, eval_fn, eval_every, seeds, data, vmapped, mode, chunk,
-            keep_params) -> list[History]:
+            storage, keep_params) -> list[History]:
     if mode not in MODES:
         raise ReplayError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 1:
         raise ReplayError(f"eval_every: must be an integer >= 1, got {eval_every!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ReplayError(f"chunk: must be an integer >= 1, got {chunk!r}")
-    schedule = trace if isinstance(trace, Schedule) else compile_schedule(trace)
+    if isinstance(trace, Schedule):
+        schedule = trace
+    else:
+        one_params = tree_row(params0, 0) if vmapped else params0
+        schedule = compile_schedule(trace, choose_storage(trace, one_params, storage))
     _check_fit(schedule, rule, schedule.gradients_per_version)
 
     n, r = schedule.num_workers, len(seeds)
@@ -341,7 +449,7 @@ def _replay(trace, rule, loss_fn, params0, batch_fn, eval_fn, eval_every, seeds,
         zeros = jax.tree_util.tree_map(jnp.zeros_like, p)
         pending = tree_stack(zeros, schedule.num_slots) if schedule.needs_slots else ()
         backups = tree_stack(zeros, schedule.num_slots) if schedule.needs_slots and rule.uses_backup else ()
-        return _Carry(p, state, tree_stack(p, n), pending, backups)
+        return _Carry(p, state, tree_stack(p, schedule.num_rows), pending, backups)
 
     params0 = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), params0)  # the carry is donated
     if vmapped:

@@ -222,3 +222,37 @@ def test_simulated_failures_flow_through_replay():
     h = run(trace, asgd(0.2), eval_every=20)
     np.testing.assert_array_equal(h.staleness, trace.staleness)
     assert h.updates_replayed == 60
+
+
+@pytest.mark.parametrize("policy, rule", [("fifo", dcasgd(0.2, adaptive=True)), ("whitelist-wait", gsgm(0.2)),
+                                          ("whitelist-queue", dcasgd(0.2)), ("barrier", ssgd(0.3)),
+                                          ("buffered:2", None)])
+@pytest.mark.parametrize("mode", ["loop", "scan"])
+def test_ring_storage_gives_the_same_numbers_as_snapshots(policy, rule, mode):
+    from algorithms import buffered
+
+    rule = rule or buffered(0.3, buffer_size=2)
+    spec = ClusterSpec(num_workers=4, compute=ComputeModel("exponential"), speeds=(1, 1, 2, 4),
+                       failures=FailureModel(mean_time_to_failure=6.0, downtime=1.0) if policy != "barrier"
+                       else FailureModel())
+    trace = simulate(spec, policy, 60, seed=3)
+    ring = compile_schedule(trace, "ring")
+    assert ring.num_rows == replay_module.ring_size(trace) and not ring.needs_slots
+    assert len(set(ring.variant.tolist())) == 1  # one kind of op: always scannable
+    np.testing.assert_array_equal(ring.staleness, trace.staleness)
+    a = run(trace, rule, storage="snapshots", mode=mode, chunk=8)
+    b = run(trace, rule, storage="ring", mode=mode, chunk=8)
+    assert_trees_close(a.params, b.params, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-6)
+
+
+def test_auto_storage_prefers_the_ring_only_when_it_is_small():
+    params = toy.init_params()
+    n = 4
+    fair = simulate(ClusterSpec(num_workers=n), "whitelist-wait", 40, seed=0)  # staleness <= n - 1
+    assert replay_module.choose_storage(fair, params) == "ring"
+    skewed = simulate(ClusterSpec(num_workers=n, speeds=(1, 1, 1, 50)), "fifo", 400, seed=0)
+    assert replay_module.ring_size(skewed) > 2 * n
+    assert replay_module.choose_storage(skewed, params) == "snapshots"
+    with pytest.raises(ReplayError, match="storage"):
+        replay_module.choose_storage(fair, params, "disk")
