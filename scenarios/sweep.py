@@ -185,6 +185,8 @@ def _run_ray(todo, address, data_dir, trace_dir, finished):
         raise ConfigError("--backend ray: Ray is not installed; install it with "
                           "pip install 'stalesim[ray]' (or pip install ray)") from None
     started_here = not ray.is_initialized()
+    # stalesim is made for offline machines: no usage report unless the user asks for one
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
