@@ -372,6 +372,15 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def write_result(run_dir: Path, result: dict) -> None:
+    """A run's ``history.csv`` (one row per evaluation), then its ``result.json``; each
+    atomically, the JSON last, so a run counts as finished only once both exist."""
+    rows = ["update,sim_time,loss,accuracy"] + [f"{e['update']},{e['sim_time']!r},{e['loss']!r},{e['accuracy']!r}"
+                                                 for e in result["history"]]
+    write_text_atomic(run_dir / "history.csv", "\n".join(rows) + "\n")
+    write_json_atomic(run_dir / "result.json", result)
+
+
 def load_result(path: Path) -> Optional[dict]:
     """A finished run's result, or None if absent or unreadable."""
     try:
@@ -421,7 +430,7 @@ def run_all(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = Fals
             continue
         t0 = time.perf_counter()
         result = execute(run, data_dir=data_dir, trace_dir=trace_dir)
-        write_json_atomic(path, result)
+        write_result(path.parent, result)
         results.append(result)
         log(progress.line(result, time.perf_counter() - t0))
     return results

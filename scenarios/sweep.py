@@ -39,7 +39,7 @@ from typing import Optional
 import numpy as np
 
 from .config import ALGORITHMS, BASES, ConfigError, ExperimentConfig, check_count, check_names
-from .experiments import SCENARIOS, RunSpec, execute, grid, load_result, write_json_atomic, write_text_atomic
+from .experiments import SCENARIOS, RunSpec, execute, grid, load_result, write_result, write_text_atomic
 
 SHIPPED = Path(__file__).resolve().parent / "sweeps"
 BACKENDS = ("local", "ray")
@@ -147,7 +147,7 @@ def run_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs: Optional
     results = dict(done)
 
     def finished(run: RunSpec, result: dict, n: int):
-        write_json_atomic(out / "runs" / run.dirname / "result.json", result)
+        write_result(out / "runs" / run.dirname, result)
         results[run.key] = result
         elapsed = time.perf_counter() - started
         left = elapsed / n * (len(todo) - n)

@@ -121,6 +121,9 @@ def test_end_to_end_run_synthetic(tmp_path, capsys):
         assert key in r
     assert {"update", "sim_time", "loss", "accuracy"} <= set(r["history"][0])
     assert r["history"][-1]["update"] == 40
+    lines = (results[0].parent / "history.csv").read_text().splitlines()
+    assert lines[0] == "update,sim_time,loss,accuracy" and len(lines) == len(r["history"]) + 1
+    assert float(lines[-1].split(",")[3]) == r["history"][-1]["accuracy"]
     assert "gsgm" in text and "final acc." in text
     # a second call keeps both runs
     assert main(["run", "synthetic", "--algorithms", "asgd,gsgm", *TINY, "--out", str(out)]) == 0
