@@ -85,6 +85,23 @@ def _events(trace) -> dict:
             "versions": np.asarray(arrays["version"]).tolist() if "version" in arrays else None}
 
 
+class _VersionClock:
+    """The server version at each event: the trace's record, or else counted (one
+    version per ``gradients_per_version`` applies)."""
+
+    def __init__(self, ev: dict):
+        self.recorded, self.per_version = ev["versions"], ev["per_version"]
+        self.version, self.in_version = 0, 0
+
+    def at(self, i: int) -> int:
+        return self.recorded[i] if self.recorded is not None else self.version
+
+    def applied(self) -> None:
+        self.in_version += 1
+        if self.in_version == self.per_version:
+            self.version, self.in_version = self.version + 1, 0
+
+
 def ring_size(trace) -> int:
     """Rows a ring of recent parameter versions needs for this trace: one more than the
     largest number of applies between a worker's pull and the apply of the gradient
@@ -132,7 +149,8 @@ def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
     if storage == "ring":
         return _compile_ring(ev)
     kind, worker, slot, times = ev["kind"], ev["worker"], ev["slot"], ev["time"]
-    num_workers, num_slots, per_version, versions = ev["num_workers"], ev["num_slots"], ev["per_version"], ev["versions"]
+    num_workers, num_slots, per_version = ev["num_workers"], ev["num_slots"], ev["per_version"]
+    clock = _VersionClock(ev)
 
     # pass 1: which pushes must be computed eagerly (their worker pulls before the apply)
     eager = [False] * len(kind)
@@ -154,7 +172,7 @@ def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
     slot_read, slot_worker, slot_step, slot_eager = [0] * num_slots, [0] * num_slots, [0] * num_slots, [False] * num_slots
     steps = [0] * num_workers
     ops, variants, applied, op_time, staleness, applied_worker = [], [], [], [], [], []
-    op, variant, stage, n_applied, version, in_version, last_time = None, 0, 0, 0, 0, 0, 0.0
+    op, variant, stage, n_applied, last_time = None, 0, 0, 0, 0.0
     for i, (k, w, s) in enumerate(zip(kind, worker, slot)):
         if k == PUSH:
             slot_read[s], slot_worker[s], slot_step[s], slot_eager[s] = read_version[w], w, steps[w], eager[i]
@@ -172,21 +190,19 @@ def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
         if k == PULL:
             op[PULL_ROW] = w
             variant |= HAS_PULL
-            read_version[w] = versions[i] if versions is not None else version
+            read_version[w] = clock.at(i)
         elif k == PUSH:
             op[PUSH_WORKER], op[PUSH_SLOT], op[PUSH_STEP], op[PUSH_ROW] = w, s, slot_step[s], w
             variant |= HAS_PUSH
         else:
-            tau = (versions[i] if versions is not None else version) - slot_read[s]
+            tau = clock.at(i) - slot_read[s]
             op[APPLY_SLOT], op[APPLY_WORKER], op[APPLY_STEP], op[STALENESS] = s, slot_worker[s], slot_step[s], tau
             op[APPLY_ROW] = slot_worker[s]
             variant |= HAS_APPLY | (0 if slot_eager[s] else DEFERRED)
             staleness.append(tau)
             applied_worker.append(slot_worker[s])
             n_applied += 1
-            in_version += 1
-            if in_version == per_version:
-                version, in_version = version + 1, 0
+            clock.applied()
     if op is not None:
         ops.append(op), variants.append(variant), applied.append(n_applied), op_time.append(last_time)
     return Schedule(ops=np.asarray(ops, dtype=np.int32).reshape(-1, NUM_COLUMNS),
@@ -201,22 +217,23 @@ def _compile_ring(ev: dict) -> Schedule:
     """``storage="ring"``: one op per apply; row ``a % K`` holds the parameters after
     ``a`` applies (row 0: the initial parameters)."""
     kind, worker, slot, times = ev["kind"], ev["worker"], ev["slot"], ev["time"]
-    num_workers, num_slots, per_version, versions = ev["num_workers"], ev["num_slots"], ev["per_version"], ev["versions"]
+    num_workers, num_slots, per_version = ev["num_workers"], ev["num_slots"], ev["per_version"]
+    clock = _VersionClock(ev)
     rows = _ring_size(ev)
     mark, read_version = [0] * num_workers, [0] * num_workers  # applies and version at each worker's pull
     slot_mark, slot_read, slot_worker, slot_step = ([0] * num_slots for _ in range(4))
     steps = [0] * num_workers
     ops, staleness, applied_worker, op_time = [], [], [], []
-    applies, version, in_version = 0, 0, 0
+    applies = 0
     for i, (k, w, s) in enumerate(zip(kind, worker, slot)):
         if k == PULL:
             mark[w] = applies
-            read_version[w] = versions[i] if versions is not None else version
+            read_version[w] = clock.at(i)
         elif k == PUSH:
             slot_mark[s], slot_read[s], slot_worker[s], slot_step[s] = mark[w], read_version[w], w, steps[w]
             steps[w] += 1
         else:
-            tau = (versions[i] if versions is not None else version) - slot_read[s]
+            tau = clock.at(i) - slot_read[s]
             op = [-1] * NUM_COLUMNS
             op[APPLY_SLOT], op[APPLY_WORKER], op[APPLY_STEP], op[STALENESS] = s, slot_worker[s], slot_step[s], tau
             op[APPLY_ROW], op[PULL_ROW] = slot_mark[s] % rows, (applies + 1) % rows
@@ -225,9 +242,7 @@ def _compile_ring(ev: dict) -> Schedule:
             staleness.append(tau)
             applied_worker.append(slot_worker[s])
             applies += 1
-            in_version += 1
-            if in_version == per_version:
-                version, in_version = version + 1, 0
+            clock.applied()
     return Schedule(ops=np.asarray(ops, dtype=np.int32).reshape(-1, NUM_COLUMNS),
                     variant=np.full(len(ops), HAS_APPLY | DEFERRED | HAS_PULL, dtype=np.int32),
                     applied=np.arange(1, len(ops) + 1, dtype=np.int64), time=np.asarray(op_time, dtype=np.float64),

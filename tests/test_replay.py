@@ -256,3 +256,12 @@ def test_auto_storage_prefers_the_ring_only_when_it_is_small():
     assert replay_module.choose_storage(skewed, params) == "snapshots"
     with pytest.raises(ReplayError, match="storage"):
         replay_module.choose_storage(fair, params, "disk")
+
+
+@pytest.mark.parametrize("policy", ["whitelist-queue", "buffered:3"])
+@pytest.mark.parametrize("storage", ["snapshots", "ring"])
+def test_versions_are_counted_when_a_trace_does_not_record_them(policy, storage):
+    trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), policy, 90, seed=2)
+    arrays = trace.arrays()
+    del arrays["version"]
+    np.testing.assert_array_equal(compile_schedule(arrays, storage).staleness, trace.staleness)
