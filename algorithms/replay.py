@@ -110,6 +110,12 @@ def ring_size(trace) -> int:
 
 
 def _ring_size(ev: dict) -> int:
+    if "ring_size" not in ev:  # computed once per parsed trace: choosing and compiling both need it
+        ev["ring_size"] = _count_ring_size(ev)
+    return ev["ring_size"]
+
+
+def _count_ring_size(ev: dict) -> int:
     mark, slot_mark, applies, size = [0] * ev["num_workers"], [0] * ev["num_slots"], 0, 1
     for k, w, s in zip(ev["kind"], ev["worker"], ev["slot"]):
         if k == PULL:
@@ -143,9 +149,12 @@ def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
     not much larger than N and the policy makes the snapshot ops irregular
     (``whitelist``, ``barrier``, ``buffered``).
     """
+    return _compile(_events(trace), storage)
+
+
+def _compile(ev: dict, storage: str) -> Schedule:
     if storage not in ("snapshots", "ring"):
         raise ReplayError(f"storage: must be one of {', '.join(STORAGES)}, got {storage!r}")
-    ev = _events(trace)
     if storage == "ring":
         return _compile_ring(ev)
     kind, worker, slot, times = ev["kind"], ev["worker"], ev["slot"], ev["time"]
@@ -317,8 +326,8 @@ def _op_function(variant: int, rule: Rule, grad_fn, batch_fn):
 
 
 class _Engine:
-    """Jitted op functions: one step per variant, and one ``lax.scan`` over a chunk of
-    ops of any variants (a ``lax.switch`` picks each op's body), built lazily."""
+    """Jitted op functions, built lazily: per variant, one step and one ``lax.scan``
+    over a chunk of consecutive ops of that variant."""
 
     def __init__(self, rule, loss_fn, batch_fn, vmapped: bool, chunk: int):
         self.rule, self.batch_fn, self.vmapped, self.chunk = rule, batch_fn, vmapped, chunk
@@ -430,11 +439,14 @@ RING_BUDGET_BYTES = 1 << 30
 def choose_storage(trace, params, storage: str = "auto") -> str:
     """``storage`` itself, or for ``"auto"`` the ring when it needs at most 2N rows and
     1 GiB, else one snapshot per worker (see ``compile_schedule``)."""
+    return _choose(_events(trace), params, storage)
+
+
+def _choose(ev: dict, params, storage: str) -> str:
     if storage not in STORAGES:
         raise ReplayError(f"storage: must be one of {', '.join(STORAGES)}, got {storage!r}")
     if storage != "auto":
         return storage
-    ev = _events(trace)
     rows = _ring_size(ev)
     row_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
     fits = rows <= 2 * ev["num_workers"] and rows * row_bytes <= RING_BUDGET_BYTES
@@ -452,8 +464,8 @@ def _replay(trace, rule, loss_fn, params0, batch_fn, eval_fn, eval_every, seeds,
     if isinstance(trace, Schedule):
         schedule = trace
     else:
-        one_params = tree_row(params0, 0) if vmapped else params0
-        schedule = compile_schedule(trace, choose_storage(trace, one_params, storage))
+        ev = _events(trace)  # parsed once for choosing the storage and compiling
+        schedule = _compile(ev, _choose(ev, tree_row(params0, 0) if vmapped else params0, storage))
     _check_fit(schedule, rule, schedule.gradients_per_version)
 
     n, r = schedule.num_workers, len(seeds)
