@@ -84,8 +84,7 @@ def _int_option(text, name):
 
 def prepare(args, log=print):
     """Validate everything and build the run list before any work starts."""
-    from .data import load
-    from .experiments import SCENARIOS, check_runnable, expand, resolve_dataset
+    from .experiments import SCENARIOS, check_runnable, dataset, expand, resolve_dataset
 
     if args.scenario not in SCENARIOS:
         raise ConfigError(f"scenario: unknown {args.scenario!r}; allowed: {', '.join(SCENARIOS)}")
@@ -103,9 +102,9 @@ def prepare(args, log=print):
     bases = _split(args.base, "--base", BASES)
     seeds = _int_option(args.seeds, "--seeds")
     runs = expand(scenario, config, algorithms, bases, seeds)
-    dataset = load(config.dataset, args.data_dir)  # fail now, not after an hour, if the data is missing
+    data = dataset(config.dataset, args.data_dir)  # fail now, not after an hour, if the data is missing
     for cfg in {r.config for r in runs}:
-        check_runnable(cfg, dataset)
+        check_runnable(cfg, data)
     out = Path(args.out or f"results/{scenario.name}")
     return scenario, config, runs, out
 
@@ -179,8 +178,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .data import load
-    from .experiments import check_runnable, write_json_atomic
+    from .experiments import check_runnable, dataset, write_json_atomic
     from .sweep import BACKENDS, load_sweep, run_sweep, write_sweep_report
 
     if args.backend not in BACKENDS:
@@ -188,9 +186,9 @@ def cmd_sweep(args) -> int:
     jobs = _int_option(args.jobs, "--jobs")
     sweep = load_sweep(args.spec)
     runs = sweep.runs()
-    dataset = load(sweep.config.dataset, args.data_dir)
+    data = dataset(sweep.config.dataset, args.data_dir)
     for cfg in {r.config for r in runs}:
-        check_runnable(cfg, dataset)
+        check_runnable(cfg, data)
     if args.backend == "ray":
         try:
             import ray  # noqa: F401

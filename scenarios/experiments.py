@@ -190,7 +190,6 @@ def workload(cfg: ExperimentConfig, data_dir=None) -> Workload:
     import jax.numpy as jnp
     import optax
 
-    from .data import load
     from .models import make_model
     from .partition import class_counts, partition
 
@@ -198,9 +197,7 @@ def workload(cfg: ExperimentConfig, data_dir=None) -> Workload:
            cfg.eval_samples, str(data_dir))
     if key in _WORKLOADS:
         return _WORKLOADS[key]
-    ds = _DATASETS.get((cfg.dataset, str(data_dir)))
-    if ds is None:
-        ds = _DATASETS[(cfg.dataset, str(data_dir))] = load(cfg.dataset, data_dir)
+    ds = dataset(cfg.dataset, data_dir)
     try:
         model = make_model(cfg.model, ds.input_shape, ds.num_classes)
     except ValueError as e:
@@ -266,6 +263,17 @@ def workload(cfg: ExperimentConfig, data_dir=None) -> Workload:
 
 
 _DATASETS: dict = {}
+
+
+def dataset(name: str, data_dir=None):
+    """``data.load(name, data_dir)``, read once per process (the commands check it
+    before any work, then every run uses it)."""
+    from .data import load
+
+    key = (name, str(data_dir))
+    if key not in _DATASETS:
+        _DATASETS[key] = load(name, data_dir)
+    return _DATASETS[key]
 
 
 def trace_for(cfg: ExperimentConfig, algorithm: str, seed: int, cache_dir: Optional[Path], model_bytes: float = 0.0):
