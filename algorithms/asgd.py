@@ -5,37 +5,58 @@ are ``tau`` versions old (tau = version now - version the worker read):
 
     w <- w - lr * g(w_{t - tau})
 
-With server momentum ("naive ASGDm"): ``u <- beta * u + g;  w <- w - lr * u``. Any
-optax optimizer can take the place of SGD (``base=optax.adam(...)``); with
-``state_scope="worker"`` each worker has its own optimizer state (per-node momentum,
-the baseline GSGM's global momentum replaces).
+Any optax optimizer can take the place of SGD (``base=optax.adam(...)``). Where the
+base optimizer keeps state (momentum SGD's ``u``, Adam's moments), that state lives
+
+- on the server (``optimizer_state="server"``, "naive ASGDm" on momentum SGD):
+  ``u <- beta * u + g;  w <- w - lr * u``, one ``u`` over every worker's gradients;
+- or per worker (``optimizer_state="worker"``): worker m's gradients only ever enter
+  worker m's ``u[m]``. This is per-node momentum, the baseline GSGM's global momentum
+  replaces; with one class per node it is biased towards the node's class.
 
 Reference: Recht et al. 2011 (Hogwild!), Dean et al. 2012 (Downpour SGD); see also
 Zheng et al., ICML 2017, eq. (2).
+
+Args (of ``asgd``):
+  learning_rate: of plain SGD, when no ``base`` is given.
+  momentum: heavy-ball momentum of that SGD (``None``: none).
+  base: any optax optimizer, instead of ``learning_rate``/``momentum``.
+  optimizer_state: ``"server"`` (default) or ``"worker"``, as above.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .base import Rule, base_init, base_step, check_scope, resolve_base
+from .base import Rule, base_init, base_step, check_optimizer_state, resolve_base
+from .declaration import Algorithm
 
 
 class AsgdState(NamedTuple):
     base_state: Any
 
 
-def asgd(learning_rate=None, momentum=None, *, base=None, state_scope: str = "server") -> Rule:
+def asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str = "server") -> Rule:
     """ASGD on SGD (``learning_rate``, optional ``momentum``) or on any optax ``base``."""
     base = resolve_base(learning_rate, momentum, base)
-    scope = check_scope(state_scope)
+    optimizer_state = check_optimizer_state(optimizer_state)
 
     def init(params, num_workers):
-        return AsgdState(base_init(base, params, num_workers, scope))
+        return AsgdState(base_init(base, params, num_workers, optimizer_state))
 
     def update(state, params, grad, *, worker, staleness, backup):
         del staleness, backup
-        params, base_state = base_step(base, state.base_state, params, grad, worker, scope)
+        params, base_state = base_step(base, state.base_state, params, grad, worker, optimizer_state)
         return params, AsgdState(base_state)
 
     return Rule(init, update, name="asgd")
+
+
+PAPER = "Recht et al., NeurIPS 2011 (Hogwild!); Dean et al., NeurIPS 2012 (Downpour SGD)"
+ALGORITHMS = (
+    Algorithm("asgd", "ASGD", lambda base, workers: asgd(base=base.optimizer(), optimizer_state="worker"),
+              paper=PAPER, summary="asynchronous SGD; the base optimizer's state (momentum, Adam moments) per node"),
+    Algorithm("asgd-server", "ASGD (server)",
+              lambda base, workers: asgd(base=base.optimizer(), optimizer_state="server"),
+              paper=PAPER, summary="asynchronous SGD; one base-optimizer state on the server (naive ASGDm)"),
+)

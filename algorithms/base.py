@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-SCOPES = ("server", "worker")
+from .checks import check
+
+OPTIMIZER_STATES = ("server", "worker")  # where the base optimizer's state lives
 
 
 class RuleError(ValueError):
@@ -43,22 +45,8 @@ class Rule(NamedTuple):
     gradients_per_step: Optional[int] = 1
 
 
-def check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-        raise RuleError(f"{name}: must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def check_unit_interval(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise RuleError(f"{name}: must be a number in [0, 1), got {value!r}")
-    return float(value)
-
-
-def check_scope(scope: str) -> str:
-    if scope not in SCOPES:
-        raise RuleError(f"state_scope: must be one of {', '.join(SCOPES)}, got {scope!r}")
-    return scope
+def check_optimizer_state(optimizer_state: str) -> str:
+    return check("optimizer_state", optimizer_state, RuleError, kind=str, choices=OPTIMIZER_STATES)
 
 
 def resolve_base(learning_rate, momentum, base) -> optax.GradientTransformation:
@@ -73,9 +61,8 @@ def resolve_base(learning_rate, momentum, base) -> optax.GradientTransformation:
         return base
     if learning_rate is None:
         raise RuleError("learning_rate: required when no base optimizer is given")
-    check_positive("learning_rate", learning_rate)
-    if momentum is not None:
-        check_unit_interval("momentum", momentum)
+    check("learning_rate", learning_rate, RuleError, low=0, low_open=True)
+    check("momentum", momentum, RuleError, low=0, high=1, high_open=True, optional=True)
     return optax.sgd(learning_rate, momentum=momentum or None)
 
 
@@ -126,16 +113,16 @@ def tree_where(flag, a, b):
 
 
 # ------------------------------------------------------- base optimizer, one or per worker
-def base_init(base: optax.GradientTransformation, params, num_workers: int, scope: str):
+def base_init(base: optax.GradientTransformation, params, num_workers: int, optimizer_state: str):
     """State of the base optimizer: one on the server, or one per worker."""
     state = base.init(params)
-    return tree_stack(state, num_workers) if scope == "worker" else state
+    return tree_stack(state, num_workers) if optimizer_state == "worker" else state
 
 
-def base_step(base: optax.GradientTransformation, base_state, params, direction, worker, scope: str):
-    """One step of the base optimizer along ``direction``; with ``scope="worker"``
+def base_step(base: optax.GradientTransformation, base_state, params, direction, worker, optimizer_state: str):
+    """One step of the base optimizer along ``direction``; with ``optimizer_state="worker"``
     only worker ``worker``'s optimizer state (its own momentum) is read and advanced."""
-    if scope == "worker":
+    if optimizer_state == "worker":
         own = tree_row(base_state, worker)
         updates, own = base.update(direction, own, params)
         params = optax.apply_updates(params, updates)

@@ -25,7 +25,10 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from .base import Rule, RuleError, base_init, base_step, check_scope, resolve_base, tree_zeros
+from .base import Rule, RuleError, base_init, base_step, check_optimizer_state, resolve_base, tree_zeros
+from .checks import Spec, check
+from .declaration import Algorithm, Hyperparameter
+from .staleness import polynomial
 
 
 class BufferedState(NamedTuple):
@@ -37,19 +40,17 @@ class BufferedState(NamedTuple):
 
 def buffered(learning_rate=None, buffer_size: Optional[int] = None,
              weight: Optional[Callable[[jax.Array], jax.Array]] = None, *, momentum=None, base=None,
-             state_scope: str = "server") -> Rule:
+             optimizer_state: str = "server") -> Rule:
     """Step along the mean of every ``buffer_size`` gradients (``None``: one per worker).
 
     ``weight`` maps staleness to a weight (``algorithms.staleness``); default 1."""
     base = resolve_base(learning_rate, momentum, base)
-    scope = check_scope(state_scope)
-    if buffer_size is not None and (isinstance(buffer_size, bool) or not isinstance(buffer_size, int)
-                                    or buffer_size < 1):
-        raise RuleError(f"buffer_size: must be an integer >= 1 or None (one per worker), got {buffer_size!r}")
+    optimizer_state = check_optimizer_state(optimizer_state)
+    check("buffer_size", buffer_size, RuleError, kind=int, low=1, optional=True)
 
     def init(params, num_workers):
         k = num_workers if buffer_size is None else buffer_size
-        return BufferedState(base_init(base, params, num_workers, scope), tree_zeros(params),
+        return BufferedState(base_init(base, params, num_workers, optimizer_state), tree_zeros(params),
                              jnp.zeros((), jnp.int32), jnp.asarray(k, jnp.int32))
 
     def update(state, params, grad, *, worker, staleness, backup):
@@ -62,7 +63,7 @@ def buffered(learning_rate=None, buffer_size: Optional[int] = None,
         def step(operand):
             params, base_state, buffer = operand
             mean = jax.tree_util.tree_map(lambda b: b / k.astype(b.dtype), buffer)
-            params, base_state = base_step(base, base_state, params, mean, worker, scope)
+            params, base_state = base_step(base, base_state, params, mean, worker, optimizer_state)
             return params, base_state, tree_zeros(buffer), jnp.zeros((), jnp.int32)
 
         def hold(operand):
@@ -80,3 +81,16 @@ def buffered(learning_rate=None, buffer_size: Optional[int] = None,
 def ssgd(learning_rate=None, momentum=None, *, base=None) -> Rule:
     """Synchronous SGD: the mean of one gradient per worker per step (``barrier`` policy)."""
     return buffered(learning_rate, buffer_size=None, momentum=momentum, base=base)
+
+
+ALGORITHMS = (
+    Algorithm("ssgd", "SSGD", lambda base, workers: ssgd(base=base.optimizer()), policy="barrier",
+              summary="synchronous SGD: a barrier, the mean of one gradient per worker per step"),
+    Algorithm("fedbuff", "FedBuff",
+              lambda base, workers, fedbuff_buffer_size: buffered(base=base.optimizer(), buffer_size=fedbuff_buffer_size,
+                                                                  weight=polynomial(0.5)),
+              policy=lambda values: f"buffered:{values['fedbuff_buffer_size']}",
+              hyperparameters=(Hyperparameter("fedbuff_buffer_size", 4, "FedBuff's K: gradients averaged per step",
+                                              Spec(int, low=1)),),
+              paper="Nguyen et al., AISTATS 2022", summary="buffered aggregation of K staleness-weighted gradients"),
+)

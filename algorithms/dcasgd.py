@@ -18,6 +18,15 @@ DC-ASGD-c: ``lam = lam0``, constant. DC-ASGD-a: adaptive,
 with ``lam0`` divided afresh every step (never the previous lam). ``ms`` is one mean
 square for the server by default or one per worker (``per_worker_ms=True``): public
 implementations disagree. ``lam = 0`` is plain ASGD.
+
+Args (of ``dcasgd``):
+  learning_rate, momentum, base: as ``asgd``.
+  lam: ``lam0``; ``None``: 2 for DC-ASGD-a, 0.04 for DC-ASGD-c (the usual defaults).
+  adaptive: DC-ASGD-a (``True``) or DC-ASGD-c (``False``).
+  ms_decay: ``m``, the mean square's decay (0.95).
+  eps: added under the square root (1e-7).
+  per_worker_ms: one mean square per worker instead of one on the server.
+  optimizer_state: where the base optimizer's state lives, as ``asgd``.
 """
 
 from __future__ import annotations
@@ -27,8 +36,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .base import (Rule, RuleError, after, base_init, base_step, check_scope, check_unit_interval, resolve_base,
-                   tree_row, tree_set_row, tree_stack, tree_zeros)
+from .base import (Rule, RuleError, after, base_init, base_step, check_optimizer_state, resolve_base, tree_row,
+                   tree_set_row, tree_stack, tree_zeros)
+from .checks import Spec, check
+from .declaration import Algorithm, Hyperparameter
 
 
 class DcasgdState(NamedTuple):
@@ -38,17 +49,14 @@ class DcasgdState(NamedTuple):
 
 def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False, ms_decay: float = 0.95,
            eps: float = 1e-7, per_worker_ms: bool = False, *, momentum=None, base=None,
-           state_scope: str = "server") -> Rule:
+           optimizer_state: str = "server") -> Rule:
     """DC-ASGD-c (``adaptive=False``, default ``lam=0.04``) or DC-ASGD-a
     (``adaptive=True``, default ``lam=2``)."""
     base = resolve_base(learning_rate, momentum, base)
-    scope = check_scope(state_scope)
-    lam0 = (2.0 if adaptive else 0.04) if lam is None else lam
-    if isinstance(lam0, bool) or not isinstance(lam0, (int, float)) or not 0 <= lam0 < float("inf"):
-        raise RuleError(f"lam: must be a finite number >= 0, got {lam!r}")
-    check_unit_interval("ms_decay", ms_decay)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise RuleError(f"eps: must be a number > 0, got {eps!r}")
+    optimizer_state = check_optimizer_state(optimizer_state)
+    lam0 = check("lam", (2.0 if adaptive else 0.04) if lam is None else lam, RuleError, low=0)
+    check("ms_decay", ms_decay, RuleError, low=0, high=1, high_open=True)
+    check("eps", eps, RuleError, low=0, low_open=True)
 
     def init(params, num_workers):
         mean_square = ()
@@ -56,7 +64,7 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
             mean_square = tree_zeros(params)
             if per_worker_ms:
                 mean_square = tree_stack(mean_square, num_workers)
-        return DcasgdState(base_init(base, params, num_workers, scope), mean_square)
+        return DcasgdState(base_init(base, params, num_workers, optimizer_state), mean_square)
 
     def update(state, params, grad, *, worker, staleness, backup):
         del staleness
@@ -69,10 +77,32 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
             lam_t = jax.tree_util.tree_map(lambda g: lam0, grad)
         compensated = jax.tree_util.tree_map(lambda g, l, w, wb: g + l * g * g * (w - wb),
                                              grad, lam_t, params, backup)
-        params, base_state = base_step(base, state.base_state, params, compensated, worker, scope)
+        params, base_state = base_step(base, state.base_state, params, compensated, worker, optimizer_state)
         if adaptive:  # (the row is written once the new parameters exist, see base.after)
             mean_square = tree_set_row(mean_square, worker, after(ms, params)) if per_worker_ms else ms
         return params, DcasgdState(base_state, mean_square)
 
     name = "dcasgd-a" if adaptive else "dcasgd-c"
     return Rule(init, update, name=name, uses_backup=True)
+
+
+PAPER = "Zheng et al., ICML 2017, arXiv 1609.08326"
+LAM = Hyperparameter("dcasgd_lam", None, "DC-ASGD's lam0; none = the variant's default (2 for -a, 0.04 for -c)",
+                     Spec(float, low=0, optional=True))
+ALGORITHMS = (
+    Algorithm("dcasgd-a", "DC-ASGD-a",
+              lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=True,
+                                                       optimizer_state="worker"),
+              hyperparameters=(LAM,), paper=PAPER, aliases=("dcasgd",),
+              summary="delay compensation, adaptive lam = lam0 / sqrt(mean square); base-optimizer state per node"),
+    Algorithm("dcasgd-a-server", "DC-ASGD-a (server)",
+              lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=True,
+                                                       optimizer_state="server"),
+              hyperparameters=(LAM,), paper=PAPER,
+              summary="DC-ASGD-a with one base-optimizer state on the server"),
+    Algorithm("dcasgd-c", "DC-ASGD-c",
+              lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=False,
+                                                       optimizer_state="worker"),
+              hyperparameters=(LAM,), paper=PAPER,
+              summary="delay compensation with a constant lam; base-optimizer state per node"),
+)

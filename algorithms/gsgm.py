@@ -19,17 +19,33 @@ reconstruction (docs/gsgm.md). GSGM has three parts:
    (worker i included). ``k = 1`` is no averaging; ``k = N`` averages every worker's
    latest gradient.
 3. Global momentum (this rule): one momentum on the server over the averaged
-   gradients of all workers, ``v = beta * v + g_hat;  w = w - lr * v``. On a base
-   optimizer with its own first moment (momentum SGD, Adam), that moment is the global
-   momentum: pass ``base=`` and no ``momentum``.
+   gradients of all workers. On plain SGD,
 
-So "GSGM" = ``policy="whitelist-wait"`` + ``gsgm(lr, momentum=beta, average_window=k)``,
-and each part is one argument: ``policy="fifo"`` drops the scheduling, ``k=1`` the
-average, ``momentum=None`` the momentum.
+       v = beta * v + g_hat;   w = w - lr * (1 - beta) * v
+
+   The factor ``(1 - beta)`` keeps SGD's step size (``v`` is ``1 / (1 - beta)`` times
+   the mean gradient at steady state), so GSGM on SGD and ASGD on SGD share one
+   learning-rate grid. On a base optimizer with its own first moment (momentum SGD,
+   Adam), that moment is the global momentum: pass ``base=`` and no ``momentum``.
+
+So "GSGM" = ``policy="whitelist-wait"`` + ``gsgm(lr, momentum=beta, k=k)``, and each
+part is one argument: ``policy="fifo"`` drops the scheduling, ``k=1`` the average,
+``momentum=0`` the momentum. The defaults (``k = ceil(N / 2)``, ``beta = 0.9``, the
+``(1 - beta)`` convention) are the ones stalesim's experiments use; docs/gsgm.md says
+why.
 
 The window's sum is kept incrementally (add the new gradient, subtract the one it
 replaces or the one leaving the window), so an update costs O(parameters) whatever k
 and N are.
+
+Args (of ``gsgm``):
+  learning_rate: of the built-in SGD with global momentum, when no ``base`` is given.
+  momentum: ``beta`` of that global momentum; ``None`` = 0.9 without ``base``, and the
+    base's own first moment with ``base``.
+  k: the partial-average window: an integer >= 1, ``"half"`` (``ceil(N / 2)``, the
+    default) or ``"all"`` (``N``).
+  base: any optax optimizer instead of ``learning_rate`` / ``momentum``.
+  optimizer_state: where the base optimizer's state lives (``"server"``: global).
 """
 
 from __future__ import annotations
@@ -39,8 +55,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .base import (Rule, RuleError, after, base_init, base_step, check_scope, resolve_base, tree_row, tree_set_row,
-                   tree_stack, tree_zeros)
+import optax
+
+from .base import (Rule, RuleError, after, base_init, base_step, check_optimizer_state, resolve_base, tree_row,
+                   tree_set_row, tree_stack, tree_zeros)
+from .checks import Spec, check
+from .declaration import Algorithm, Hyperparameter
 
 
 class GsgmState(NamedTuple):
@@ -52,44 +72,58 @@ class GsgmState(NamedTuple):
     clock: jax.Array  # int32, number of applied gradients
 
 
-_DEFAULT_MOMENTUM = 0.9
+DEFAULT_MOMENTUM = 0.9
+WINDOWS = ("half", "all")
 
 
-def gsgm(learning_rate=None, momentum=_DEFAULT_MOMENTUM, average_window: int | None = None, *, base=None,
-         state_scope: str = "server") -> Rule:
-    """GSGM's value rule. ``average_window`` is k (``None`` = every worker, k = N).
+def window_size(k, num_workers: int) -> int:
+    """The partial-average window for ``num_workers``: ``k`` itself, or ``"half"`` /
+    ``"all"`` resolved to ``ceil(N / 2)`` / ``N``."""
+    if k == "half":
+        return -(-num_workers // 2)
+    if k == "all":
+        return num_workers
+    return k
 
-    ``momentum`` (default 0.9) is the global momentum of SGD; with ``base=`` it must be
-    left out, the base optimizer's own first moment being the global momentum."""
-    if base is not None and momentum is _DEFAULT_MOMENTUM:
-        momentum = None
-    base = resolve_base(learning_rate, momentum, base)
-    scope = check_scope(state_scope)
-    if average_window is not None and (isinstance(average_window, bool) or not isinstance(average_window, int)
-                                       or average_window < 1):
-        raise RuleError(f"average_window: must be an integer >= 1 or None (all workers), got {average_window!r}")
+
+def gsgm(learning_rate=None, momentum=None, k="half", *, base=None, optimizer_state: str = "server") -> Rule:
+    """GSGM's value rule: partial average over ``k`` workers, global momentum (see Args above)."""
+    if base is not None:
+        if momentum is not None:
+            raise RuleError("momentum: with base=, the base optimizer's own first moment is the global momentum; "
+                            "leave momentum out")
+        base = resolve_base(learning_rate, None, base)
+    else:
+        if learning_rate is None:
+            raise RuleError("learning_rate: required when no base optimizer is given")
+        beta = check("momentum", DEFAULT_MOMENTUM if momentum is None else momentum, RuleError,
+                     low=0, high=1, high_open=True)
+        lr = check("learning_rate", learning_rate, RuleError, low=0, low_open=True)
+        base = optax.sgd(lr * (1 - beta), momentum=beta or None)
+    optimizer_state = check_optimizer_state(optimizer_state)
+    if k not in WINDOWS:
+        check("k", k, RuleError, kind=int, low=1)
 
     def init(params, num_workers):
-        k = num_workers if average_window is None else average_window
-        if k > num_workers:
-            raise RuleError(f"average_window: k={k} exceeds the number of workers ({num_workers})")
-        latest = tree_stack(tree_zeros(params), num_workers) if k > 1 else ()
-        return GsgmState(base_state=base_init(base, params, num_workers, scope),
+        size = window_size(k, num_workers)
+        if size > num_workers:
+            raise RuleError(f"k: {size} exceeds the number of workers ({num_workers})")
+        latest = tree_stack(tree_zeros(params), num_workers) if size > 1 else ()
+        return GsgmState(base_state=base_init(base, params, num_workers, optimizer_state),
                          latest_gradients=latest,
-                         window_sum=tree_zeros(params) if k > 1 else (),
+                         window_sum=tree_zeros(params) if size > 1 else (),
                          window_size=jnp.zeros((), jnp.int32),
                          last_update=jnp.full((num_workers,), -1, jnp.int32),
                          clock=jnp.zeros((), jnp.int32))
 
     def update(state, params, grad, *, worker, staleness, backup):
         del staleness, backup
-        num_workers = state.last_update.shape[0]
-        k = num_workers if average_window is None else average_window
-        if k == 1:
+        size = window_size(k, state.last_update.shape[0])
+        if size == 1:
             direction, new = grad, {}
         else:
-            direction, new = _partial_average(state, grad, worker, k)
-        params, base_state = base_step(base, state.base_state, params, direction, worker, scope)
+            direction, new = _partial_average(state, grad, worker, size)
+        params, base_state = base_step(base, state.base_state, params, direction, worker, optimizer_state)
         return params, state._replace(base_state=base_state, last_update=state.last_update.at[worker].set(state.clock),
                                       clock=state.clock + 1, **new)
 
@@ -112,3 +146,27 @@ def _partial_average(state: GsgmState, grad, worker, k: int):
     latest = tree_set_row(state.latest_gradients, worker, after(grad, window_sum))
     return direction, dict(latest_gradients=latest, window_sum=window_sum, window_size=window_size)
 
+
+def _build(base, workers, gsgm_k, gsgm_policy):
+    """On plain SGD GSGM brings its own global momentum (``base.momentum``, lr (1 - beta));
+    on momentum SGD and Adam the base's first moment is the global momentum."""
+    del workers, gsgm_policy
+    k = "half" if gsgm_k == 0 else gsgm_k
+    if base.name == "sgd":
+        return gsgm(base.learning_rate, momentum=base.momentum, k=k)
+    return gsgm(base=base.optimizer(), k=k)
+
+
+ALGORITHMS = (
+    Algorithm(
+        "gsgm", "GSGM", _build, policy=lambda values: values["gsgm_policy"],
+        hyperparameters=(
+            Hyperparameter("gsgm_k", 0, "GSGM's partial-average window k; 0 = ceil(workers / 2)",
+                           Spec(int, low=0)),
+            Hyperparameter("gsgm_policy", "whitelist-wait",
+                           "GSGM's server policy: the white list (wait or queue), or fifo to ablate the scheduling",
+                           Spec(str, choices=("whitelist-wait", "whitelist-queue", "fifo"))),
+        ),
+        paper="Li et al., arXiv 1902.07848 (2019); Wang et al., IEEE IoT Journal 9(19), 2022",
+        summary="white-list scheduling + partial average of the latest k gradients + global momentum"),
+)

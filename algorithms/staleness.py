@@ -22,13 +22,10 @@ import jax.numpy as jnp
 
 from .asgd import asgd
 from .base import Rule, RuleError
+from .checks import check
+from .declaration import Algorithm
 
 Weight = Callable[[jax.Array], jax.Array]
-
-
-def _check_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-        raise RuleError(f"{name}: must be a finite number >= 0, got {value!r}")
 
 
 def constant() -> Weight:
@@ -38,14 +35,14 @@ def constant() -> Weight:
 
 def polynomial(a: float = 0.5) -> Weight:
     """s(tau) = (tau + 1) ** -a."""
-    _check_non_negative("a", a)
+    check("a", a, RuleError, low=0)
     return lambda staleness: (jnp.asarray(staleness, jnp.float32) + 1.0) ** -a
 
 
 def hinge(a: float = 10.0, b: float = 4.0) -> Weight:
     """s(tau) = 1 if tau <= b else 1 / (a (tau - b) + 1)."""
-    _check_non_negative("a", a)
-    _check_non_negative("b", b)
+    check("a", a, RuleError, low=0)
+    check("b", b, RuleError, low=0)
 
     def weight(staleness):
         tau = jnp.asarray(staleness, jnp.float32)
@@ -56,9 +53,6 @@ def hinge(a: float = 10.0, b: float = 4.0) -> Weight:
 def inverse() -> Weight:
     """s(tau) = 1 / max(tau, 1)."""
     return lambda staleness: 1.0 / jnp.maximum(jnp.asarray(staleness, jnp.float32), 1.0)
-
-
-WEIGHTS = {"constant": constant, "polynomial": polynomial, "hinge": hinge, "inverse": inverse}
 
 
 def staleness_weighted(rule: Rule, weight: Weight) -> Rule:
@@ -72,7 +66,19 @@ def staleness_weighted(rule: Rule, weight: Weight) -> Rule:
     return rule._replace(update=update, name=f"{rule.name}+weighted")
 
 
-def staleness_aware_asgd(learning_rate=None, momentum=None, *, base=None, state_scope: str = "server") -> Rule:
+def staleness_aware_asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str = "server") -> Rule:
     """Staleness-aware ASGD (Zhang et al. 2016): ``w <- w - (lr0 / max(tau, 1)) * g``."""
-    rule = staleness_weighted(asgd(learning_rate, momentum, base=base, state_scope=state_scope), inverse())
+    rule = staleness_weighted(asgd(learning_rate, momentum, base=base, optimizer_state=optimizer_state), inverse())
     return rule._replace(name="sasgd")
+
+
+ALGORITHMS = (
+    Algorithm("sasgd", "SA-ASGD", lambda base, workers: staleness_aware_asgd(base=base.optimizer()),
+              paper="Zhang et al., IJCAI 2016", summary="ASGD with the step divided by the staleness"),
+    Algorithm("asgd-poly", "ASGD-poly",
+              lambda base, workers: staleness_weighted(asgd(base=base.optimizer()), polynomial(0.5)),
+              paper="Xie et al., arXiv 1903.03934 (FedAsync)", summary="ASGD weighted by (tau + 1) ** -0.5"),
+    Algorithm("asgd-hinge", "ASGD-hinge",
+              lambda base, workers: staleness_weighted(asgd(base=base.optimizer()), hinge(10.0, 4.0)),
+              paper="Xie et al., arXiv 1903.03934 (FedAsync)", summary="ASGD weighted by a hinge (a=10, b=4)"),
+)

@@ -4,7 +4,9 @@
     stalesim list             the named experiments
     stalesim run SCENARIO     run one experiment's grid of runs, save results
     stalesim reproduce SCEN   run a whole experiment: table, CSV, Markdown, plots
+    stalesim sweep FILE       run a sweep over configuration fields
     stalesim report DIR       redraw table and plots from saved results
+    stalesim data fetch NAME  download CIFAR-10/100 (explicit, opt-in)
 
 Every error is one line on stderr naming the option and what is allowed, and a
 non-zero exit; ``--debug`` shows the traceback instead.
@@ -168,12 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_simulate(sub)
-    try:
-        from . import commands
-    except ImportError:  # pragma: no cover - scenarios without JAX installed
-        commands = None
-    if commands is not None:
-        commands.add_subcommands(sub)
+    from . import commands, fetch
+
+    commands.add_subcommands(sub)
+    fetch.add_subcommand(sub)
     return parser
 
 
@@ -181,17 +181,13 @@ def _input_errors() -> tuple:
     """Errors that mean bad input (printed as one line), not a bug."""
     from sim import SpecError, TraceError
 
-    errors = [SpecError, TraceError]
-    try:
-        from algorithms import ReplayError, RuleError
+    from algorithms import ReplayError, RuleError
 
-        from .config import ConfigError
-        from .data import DataError
-        from .partition import PartitionError
-        errors += [ReplayError, RuleError, ConfigError, DataError, PartitionError]
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    from .config import ConfigError
+    from .data import DataError
+    from .partition import PartitionError
+
+    return (SpecError, TraceError, ReplayError, RuleError, ConfigError, DataError, PartitionError)
 
 
 def main(argv=None) -> int:

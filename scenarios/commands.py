@@ -1,4 +1,4 @@
-"""``stalesim list | run | reproduce | report``."""
+"""``stalesim list | run | reproduce | sweep | report``: the experiment commands."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ALGORITHMS, BASES, ConfigError, check_names, parse_assignments
+from algorithms import BASES, registry
+from algorithms.checks import Spec
+
+from .config import ConfigError, check_names, parse_assignments
+
+_COUNT = Spec(int, low=1)
 
 
 def add_subcommands(sub) -> None:
-    p = sub.add_parser("list", help="list the named experiments", description="List the named experiments.")
+    p = sub.add_parser("list", help="list the named experiments and the algorithms",
+                       description="List the named experiments and the registered algorithms.")
     p.set_defaults(func=cmd_list)
 
     for name, helptext in (("run", "run an experiment's grid of runs and save each result"),
@@ -20,7 +26,8 @@ def add_subcommands(sub) -> None:
                            "in --out are kept (resume); --force recomputes them.")
         p.add_argument("scenario", help="experiment name (see 'stalesim list')")
         p.add_argument("--algorithms", default=None,
-                       help=f"comma-separated subset of: {', '.join(ALGORITHMS)} (default: the scenario's)")
+                       help=f"comma-separated: {', '.join(registry.ALGORITHMS)}, or package.module:function "
+                            "(default: the scenario's)")
         p.add_argument("--base", default=None,
                        help=f"comma-separated base optimizers: {', '.join(BASES)} (default: the scenario's)")
         p.add_argument("--workers", default=None, help="number of workers (overrides the scenario)")
@@ -31,7 +38,14 @@ def add_subcommands(sub) -> None:
                        help="folder with the dataset files (else $STALESIM_DATA, then the Debian location)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any configuration field, e.g. --set lr_sgd=0.02 --set gsgm_k=1 "
-                            "(see docs/configuration.md)")
+                            "(every field: docs/configuration.md)")
+        p.add_argument("--tune", action="append", default=[], metavar="FIELD=V1,V2,...",
+                       help="tune FIELD per cell (algorithm x base x axis value) on tuning seeds, scored on the "
+                            "validation split; 'lr' is the cell's base learning rate and xF is F times the "
+                            "configured value, e.g. --tune lr=x0.1,x0.3,x1,x3,x10; '--tune default' uses the "
+                            "scenario's grid (default: the scenario's shipped tuned values, if any)")
+        p.add_argument("--tuning-seeds", default="2", help="tuning seeds per candidate (default: 2)")
+        p.add_argument("--jobs", default="1", help="runs carried out at once in separate processes (default: 1)")
         p.add_argument("--force", action="store_true", help="recompute runs that are already finished")
         p.set_defaults(func=cmd_run if name == "run" else cmd_reproduce)
 
@@ -47,6 +61,13 @@ def add_subcommands(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute finished runs")
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("claims", help="judge the paper's claims from saved results (docs/claims.md)",
+                       description="Read results/fmnist, results/scale, results/noniid and results/sweep-stability "
+                                   "and write every claim's numbers and verdict, computed from them.")
+    p.add_argument("--results", default="results", help="folder holding the experiments' folders (default: results)")
+    p.add_argument("--out", default="docs/claims.md", help="where to write (default: docs/claims.md)")
+    p.set_defaults(func=cmd_claims)
+
     p = sub.add_parser("report", help="redraw the table and plots from saved results",
                        description="Redraw the table and plots of a results directory without recomputing.")
     p.add_argument("dir", help="a results directory written by 'stalesim run' or 'stalesim reproduce'")
@@ -54,54 +75,79 @@ def add_subcommands(sub) -> None:
 
 
 def cmd_list(args) -> int:
-    from .experiments import SCENARIOS
+    from .catalogue import SCENARIOS
 
     for s in SCENARIOS.values():
-        grid = f"{', '.join(s.algorithms)} on {', '.join(s.bases)}; {s.seeds} seeds"
+        algorithms = ", ".join(registry.display_name(a) for a in s.algorithms)
+        grid = f"{algorithms} on {', '.join(s.bases)}; {s.seeds} seeds"
         if s.axis:
             grid += f"; {s.axis} in {', '.join(map(str, s.axis_values))}"
         print(f"{s.name}\n  {s.description}\n  grid: {grid}\n  paper claim: {s.claim}\n")
+    print("algorithms (--algorithms NAME, or package.module:function):")
+    width = max(len(n) for n in registry.ALGORITHMS)
+    for a in registry.ALGORITHMS.values():
+        print(f"  {a.name:<{width}}  {a.display:<19} {a.policy_for(_defaults()):<15} {a.summary}")
     return 0
 
 
-def _split(text, name, allowed):
-    if text is None:
-        return None
-    return check_names(name, [t.strip() for t in text.split(",") if t.strip()], allowed)
+def _defaults() -> dict:
+    from .config import FIELDS
+
+    return {name: f.default for name, f in FIELDS.items()}
 
 
-def _int_option(text, name):
+def _split(text, option):
     if text is None:
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{name}: expected an integer, got {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name}: must be >= 1, got {value}")
-    return value
+    return [t.strip() for t in text.split(",") if t.strip()] or check_names(option, [], BASES)
+
+
+def _count(text, option):
+    return None if text is None else _COUNT.parse(option, text, ConfigError)
+
+
+def resolve_dataset(scenario, config, overrides: dict, data_dir, log=print):
+    """The scenario's fallback dataset when its own is absent, announced in one line;
+    values the user gave are kept."""
+    from .data import available
+
+    if not scenario.fallback or available(config.dataset, data_dir):
+        return config
+    if "dataset" in overrides:
+        return config  # the user asked for this dataset: loading it will say what is missing
+    fallback = {"dataset": scenario.fallback, "model": "mlp", "updates": 6000, "eval_every": 200, "eval_samples": 0}
+    changes = {k: v for k, v in fallback.items() if k == "dataset" or k not in overrides}
+    log(f"note: {config.dataset} not found; {scenario.name} runs on its stand-in instead: "
+        + ", ".join(f"{k}={v}" for k, v in changes.items())
+        + (f" (kept yours: {', '.join(k for k in fallback if k in overrides)})" if set(fallback) & set(overrides)
+           else ""))
+    return replace(config, **changes).validate()
 
 
 def prepare(args, log=print):
     """Validate everything and build the run list before any work starts."""
-    from .experiments import SCENARIOS, check_runnable, dataset, expand, resolve_dataset
+    from .catalogue import SCENARIOS, check_algorithms, expand
+    from .workload import check_runnable, dataset
 
     if args.scenario not in SCENARIOS:
         raise ConfigError(f"scenario: unknown {args.scenario!r}; allowed: {', '.join(SCENARIOS)}")
     scenario = SCENARIOS[args.scenario]
     overrides = parse_assignments(args.set)
     for option, key in (("--workers", "workers"), ("--updates", "updates")):
-        value = _int_option(getattr(args, key), option)
+        value = _count(getattr(args, key), option)
         if value is not None:
             overrides[key] = value
     if scenario.axis and scenario.axis in overrides:
         raise ConfigError(f"--set {scenario.axis}: {scenario.name} varies it along its axis; it cannot be fixed")
     config = scenario.config.with_overrides(overrides)
-    config = resolve_dataset(scenario, config, args.data_dir, log=log)
-    algorithms = _split(args.algorithms, "--algorithms", ALGORITHMS)
-    bases = _split(args.base, "--base", BASES)
-    seeds = _int_option(args.seeds, "--seeds")
-    runs = expand(scenario, config, algorithms, bases, seeds)
+    config = resolve_dataset(scenario, config, overrides, args.data_dir, log=log)
+    algorithms = _split(args.algorithms, "--algorithms")
+    if algorithms is not None:
+        algorithms = check_algorithms("--algorithms", algorithms)
+    bases = _split(args.base, "--base")
+    if bases is not None:
+        bases = check_names("--base", bases, BASES)
+    runs = expand(scenario, config, algorithms, bases, _count(args.seeds, "--seeds"))
     data = dataset(config.dataset, args.data_dir)  # fail now, not after an hour, if the data is missing
     for cfg in {r.config for r in runs}:
         check_runnable(cfg, data)
@@ -109,24 +155,77 @@ def prepare(args, log=print):
     return scenario, config, runs, out
 
 
-def _write_manifest(scenario, config, runs, out: Path) -> None:
-    from .experiments import write_json_atomic
+def invocation(args) -> dict:
+    """The command line and the user's overrides, for each result's provenance."""
+    import sys
+
+    return {"command": "stalesim " + " ".join(sys.argv[1:]), "argv": list(sys.argv),
+            "overrides": parse_assignments(getattr(args, "set", [])),
+            "options": {k: v for k, v in vars(args).items() if k not in ("func", "set") and v not in (None, [], False)}}
+
+
+def _write_manifest(scenario, config, runs, out: Path, args) -> None:
+    from .results import write_json_atomic
 
     write_json_atomic(out / "experiment.json", {
         "scenario": scenario.name, "description": scenario.description, "claim": scenario.claim,
+        "identity": experiment_identity(args), "seeds": len({r.seed for r in runs}),
+        "default_seeds": scenario.seeds, "overrides": parse_assignments(args.set),
         "config": config.to_dict(), "axis": scenario.axis, "axis_values": list(scenario.axis_values),
         "runs": [r.dirname for r in runs]})
 
 
+def experiment_identity(args) -> dict:
+    """What makes two commands the same experiment (so they may share an output folder)."""
+    return {"scenario": args.scenario, "set": sorted(args.set), "algorithms": args.algorithms, "base": args.base,
+            "workers": args.workers, "seeds": args.seeds, "updates": args.updates, "tune": sorted(args.tune)}
+
+
+def claim_folder(out: Path, identity: dict, force: bool) -> None:
+    """Refuse an output folder that holds a different experiment, unless ``--force``."""
+    manifest = out / "experiment.json"
+    if not manifest.is_file():
+        if out.exists() and any(out.iterdir()) and not (out / "runs").is_dir():
+            raise ConfigError(f"--out {out}: the folder exists and holds something else; choose another --out")
+        return
+    try:
+        old = json.loads(manifest.read_text())
+    except ValueError:
+        raise ConfigError(f"--out {out}: its experiment.json is not valid JSON; choose another --out, or --force "
+                          "to replace it") from None
+    if old.get("identity") != identity and not force:
+        what = old.get("scenario") or old.get("sweep") or "another experiment"
+        raise ConfigError(f"--out {out}: holds a different experiment ({what}, other options); use another --out, "
+                          "or --force to replace it")
+
+
+def _grids(args, scenario):
+    from .tuning import parse_tune
+
+    if args.tune == ["default"]:
+        if not scenario.tune:
+            raise ConfigError(f"--tune default: {scenario.name} declares no tuning grid; give FIELD=V1,V2,...")
+        return parse_tune([f"{name}={','.join(values)}" for name, values in scenario.tune])
+    return parse_tune(args.tune)
+
+
 def _execute(args):
-    from .experiments import run_all
+    from .tuning import run_protocol
+
+    from .lock import FolderLock
 
     scenario, config, runs, out = prepare(args)
-    _write_manifest(scenario, config, runs, out)
-    print(f"{scenario.name}: {len(runs)} runs -> {out}")
-    started = time.perf_counter()
-    results = run_all(runs, out, data_dir=args.data_dir, force=args.force)
-    print(f"finished {len(runs)} runs in {time.perf_counter() - started:.0f} s")
+    jobs = _count(args.jobs, "--jobs")
+    grids = _grids(args, scenario)
+    tuning_seeds = _count(args.tuning_seeds, "--tuning-seeds")
+    claim_folder(out, experiment_identity(args), args.force)
+    with FolderLock(out):
+        _write_manifest(scenario, config, runs, out, args)
+        print(f"{scenario.name}: {len(runs)} reported runs -> {out}")
+        started = time.perf_counter()
+        results = run_protocol(runs, out, grids=grids, tuning_seeds=tuning_seeds, shipped=scenario.shipped_tuning,
+                               data_dir=args.data_dir, force=args.force, jobs=jobs, invocation=invocation(args))
+        print(f"finished in {time.perf_counter() - started:.0f} s")
     return scenario, results, out
 
 
@@ -140,10 +239,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .report import write_report
+    from .report import header_note, write_report
 
     scenario, results, out = _execute(args)
-    table, plots = write_report(results, out, f"stalesim reproduce {scenario.name}")
+    manifest = json.loads((out / "experiment.json").read_text())
+    table, plots = write_report(results, out, f"stalesim reproduce {scenario.name}", header_note(manifest))
     print()
     print(table)
     print(f"\npaper claim: {scenario.claim}")
@@ -153,8 +253,8 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .experiments import collect
-    from .report import write_report
+    from .report import header_note, write_report
+    from .results import collect
 
     out = Path(args.dir)
     manifest_path = out / "experiment.json"
@@ -165,10 +265,13 @@ def cmd_report(args) -> int:
     except ValueError:
         raise ConfigError(f"dir: {manifest_path} is not valid JSON") from None
     wanted = set(manifest.get("runs", []))
-    results = [r for r in collect(out) if not wanted or _dirname(r) in wanted]
+    results = [r for r in collect(out) if not wanted or r.dirname in wanted]
     if not results:
         raise ConfigError(f"dir: no finished runs under {out / 'runs'}")
-    table, plots = write_report(results, out, f"stalesim reproduce {manifest.get('scenario', out.name)}")
+    if "sweep" in manifest:
+        return _report_sweep(manifest, results, out)
+    table, plots = write_report(results, out, f"stalesim reproduce {manifest.get('scenario', out.name)}",
+                                header_note(manifest))
     print(table)
     missing = len(wanted) - len(results) if wanted else 0
     if missing > 0:
@@ -177,13 +280,30 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _report_sweep(manifest: dict, results, out: Path) -> int:
+    """``report`` on a sweep folder redraws the sweep's own outputs (runs.csv, plots, summary.md)."""
+    from .sweep import load_sweep, write_sweep_report
+
+    spec = manifest.get("spec")
+    if not spec or not Path(spec).is_file():
+        raise ConfigError(f"dir: {out} is a sweep's folder, and its sweep file {spec!r} is gone; run "
+                          "'stalesim sweep FILE --out DIR' again (finished runs are kept)")
+    print(write_sweep_report(results, load_sweep(spec), out))
+    return 0
+
+
 def cmd_sweep(args) -> int:
-    from .experiments import check_runnable, dataset, write_json_atomic
-    from .sweep import BACKENDS, load_sweep, run_sweep, write_sweep_report
+    import os
+
+    from .lock import FolderLock
+    from .results import write_json_atomic
+    from .runner import BACKENDS
+    from .sweep import load_sweep, run_sweep, write_sweep_report
+    from .workload import check_runnable, dataset
 
     if args.backend not in BACKENDS:
         raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
-    jobs = _int_option(args.jobs, "--jobs")
+    jobs = _count(args.jobs, "--jobs")
     sweep = load_sweep(args.spec)
     runs = sweep.runs()
     data = dataset(sweep.config.dataset, args.data_dir)
@@ -195,15 +315,29 @@ def cmd_sweep(args) -> int:
         except ImportError:
             raise ConfigError("--backend ray: Ray is not installed; install it with pip install 'stalesim[ray]'") from None
     out = Path(args.out or f"results/sweep-{sweep.name}")
-    write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,
-                                                "axes": sweep.axes, "runs": [r.dirname for r in runs]})
-    results = run_sweep(sweep, out, backend=args.backend, jobs=jobs, address=args.address,
-                        data_dir=args.data_dir, force=args.force)
+    claim_folder(out, {"sweep": str(sweep.path)}, args.force)
+    with FolderLock(out):
+        write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,
+                                                    "identity": {"sweep": str(sweep.path)}, "spec": str(sweep.path),
+                                                    "axes": sweep.axes, "runs": [r.dirname for r in runs]})
+        results = run_sweep(sweep, out, backend=args.backend, jobs=jobs or os.cpu_count() or 1,
+                            address=args.address, data_dir=args.data_dir, force=args.force,
+                            invocation=invocation(args))
     print()
     print(write_sweep_report(results, sweep, out))
     print(f"tidy table: {out / 'runs.csv'}; summary: {out / 'summary.md'}; plots: {out / 'plots'}")
     return 0
 
 
-def _dirname(result: dict) -> str:
-    return f"{result['run']}-{result['key'][:10]}"
+def cmd_claims(args) -> int:
+    from .claims import markdown
+    from .results import write_text_atomic
+
+    root = Path(args.results)
+    if not root.is_dir():
+        raise ConfigError(f"--results: no folder {str(root)!r}")
+    text = markdown(root)
+    write_text_atomic(Path(args.out), text)
+    print(text)
+    print(f"written to {args.out}")
+    return 0

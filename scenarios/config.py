@@ -1,161 +1,210 @@
 """Experiment configuration: one flat, validated, hashable set of fields.
 
-Every field can be set from the command line with ``--set field=value``; a bad field
-or value raises ``ConfigError`` naming the field, the value and what is allowed.
+Every field is declared once, with its default, what it allows and what it means; the
+fields of algorithm hyperparameters come from the algorithm registry. Every field can
+be set from the command line with ``--set field=value``; docs/configuration.md is
+generated from these declarations (``python -m scenarios.config > docs/configuration.md``;
+a test fails when it is stale).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Optional
+from dataclasses import asdict, field, fields, make_dataclass, replace
+from typing import NamedTuple
 
-ALGORITHMS = ("asgd", "dcasgd", "gsgm", "ssgd", "sasgd", "fedbuff")
-BASES = ("sgd", "momentum", "adam")
+from algorithms import BASES
+from algorithms.checks import Spec
+from algorithms.registry import hyperparameters
 
 
 class ConfigError(ValueError):
     """A configuration field is unknown or out of range."""
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Everything that determines a run's numbers, besides algorithm, base and seed."""
+class Field(NamedTuple):
+    """One configuration field: default, what it allows, a one-line meaning."""
 
-    dataset: str = "fmnist"  # fmnist | cifar10 | cifar100 | synthetic
-    model: str = "mlp"  # mlp | cnn | resnet
-    workers: int = 10
-    partition: str = "shards"  # shards | dirichlet | iid
-    classes_per_worker: int = 1  # non-IID degree c of label shards
-    alpha: float = 0.5  # Dirichlet concentration
-    compute: str = "exponential"  # constant | exponential | lognormal
-    compute_sigma: float = 0.5
-    spread: float = 4.0  # slowest worker is `spread` times slower than the fastest
-    latency: float = 0.0
-    bandwidth: float = 0.0  # bytes/s, 0 = infinite
-    jitter: float = 0.0
-    updates: int = 6000  # applied gradients per run
-    batch_size: int = 64
-    eval_every: int = 200
-    eval_samples: int = 0  # a fixed test subset for evaluations; 0 = the whole test set
-    final_evals: int = 5  # final accuracy = mean of the last this many evaluations
-    lr_sgd: float = 0.05
-    lr_momentum: float = 0.005
-    lr_adam: float = 0.001
-    momentum: float = 0.9  # of the momentum base, and GSGM's global momentum on SGD
-    gsgm_k: int = 0  # partial-average window k; 0 = half the workers, rounded up
-    gsgm_policy: str = "whitelist-wait"  # whitelist-wait | whitelist-queue | fifo (ablation)
-    dcasgd_variant: str = "a"  # a (adaptive) | c (constant)
-    dcasgd_lam: Optional[float] = None  # None = the variant's default: 2 (a), 0.04 (c)
-    baseline_state: str = "worker"  # optimizer state of ASGD/DC-ASGD: per worker | server
-    buffer_size: int = 4  # fedbuff's K
-    mode: str = "auto"  # replay loop: auto | loop | scan
-
-    def validate(self) -> "ExperimentConfig":
-        choices = {"dataset": ("fmnist", "cifar10", "cifar100", "synthetic"), "model": ("mlp", "cnn", "resnet"),
-                   "partition": ("shards", "dirichlet", "iid"), "compute": ("constant", "exponential", "lognormal"),
-                   "gsgm_policy": ("whitelist-wait", "whitelist-queue", "fifo"), "dcasgd_variant": ("a", "c"),
-                   "baseline_state": ("worker", "server"), "mode": ("auto", "loop", "scan")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name}: {getattr(self, name)!r} is not allowed; allowed: {', '.join(allowed)}")
-        minimum = {"workers": 1, "classes_per_worker": 1, "updates": 1, "batch_size": 1, "eval_every": 1,
-                   "eval_samples": 0, "final_evals": 1, "gsgm_k": 0, "buffer_size": 1}
-        for name, low in minimum.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name}: must be an integer >= {low}, got {value!r}")
-        positive = ("alpha", "lr_sgd", "lr_momentum", "lr_adam")
-        non_negative = ("compute_sigma", "latency", "bandwidth", "jitter")
-        for name in positive + non_negative + ("spread", "momentum"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name}: must be a finite number, got {value!r}")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)!r}")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
-        if self.spread < 1:
-            raise ConfigError(f"spread: must be >= 1 (slowest / fastest speed), got {self.spread!r}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum: must lie in [0, 1), got {self.momentum!r}")
-        if self.gsgm_k > self.workers:
-            raise ConfigError(f"gsgm_k: must be <= workers ({self.workers}) or 0 for all, got {self.gsgm_k}")
-        if self.dcasgd_lam is not None and (not isinstance(self.dcasgd_lam, (int, float))
-                                            or not math.isfinite(self.dcasgd_lam) or self.dcasgd_lam < 0):
-            raise ConfigError(f"dcasgd_lam: must be a finite number >= 0 or 'default', got {self.dcasgd_lam!r}")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def with_overrides(self, overrides: dict) -> "ExperimentConfig":
-        """Apply ``{field: value}``; string values (from ``--set``) are parsed by the field's type."""
-        known = {f.name: f for f in fields(self)}
-        parsed = {}
-        for key, value in overrides.items():
-            if key not in known:
-                raise ConfigError(f"--set {key}: unknown field; allowed: {', '.join(sorted(known))}")
-            parsed[key] = _parse(key, value, str(known[key].type)) if isinstance(value, str) else value
-        return replace(self, **parsed).validate()
+    name: str
+    default: object
+    spec: Spec
+    meaning: str
+    group: str
 
 
-def _parse(key: str, text: str, type_name: str) -> object:
-    """Parse a ``--set`` string by the field's annotated type."""
-    if type_name == "Optional[float]":
-        if text.lower() in ("default", "none"):
-            return None
-        type_name = "float"
-    if type_name == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"--set {key}: expected an integer, got {text!r}") from None
-    if type_name == "float":
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(f"--set {key}: expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise ConfigError(f"--set {key}: must be a finite number, got {text!r}")
-        return value
-    return text
+DATASETS = ("fmnist", "cifar10", "cifar100", "synthetic")
+MODELS = ("mlp", "cnn", "resnet")
+
+_CORE = [
+    # data and model
+    Field("dataset", "fmnist", Spec(str, DATASETS), "the data set", "data"),
+    Field("model", "mlp", Spec(str, MODELS),
+          "mlp (784-200-10), cnn (two 3x3 convs) or resnet (ResNet-8, no batch norm)", "data"),
+    Field("partition", "shards", Spec(str, ("shards", "dirichlet", "iid")),
+          "how training data is split over nodes: label shards, Dirichlet(alpha), or IID", "data"),
+    Field("classes_per_worker", 1, Spec(int, low=1), "non-IID degree c of label shards: classes per node", "data"),
+    Field("alpha", 0.5, Spec(float, low=0, low_open=True), "Dirichlet concentration (partition=dirichlet)", "data"),
+    Field("batch_size", 64, Spec(int, low=1), "minibatch size of each gradient", "data"),
+    # the cluster
+    Field("workers", 10, Spec(int, low=1), "number of nodes (workers)", "cluster"),
+    Field("compute", "exponential", Spec(str, ("constant", "exponential", "lognormal")),
+          "compute-time model of one gradient (mean 1 simulated second before the node's speed)", "cluster"),
+    Field("compute_sigma", 0.5, Spec(float, low=0), "log-space std of the lognormal compute model", "cluster"),
+    Field("spread", 4.0, Spec(float, low=1), "node speeds are log-spaced: the slowest is this many times slower "
+          "than the fastest", "cluster"),
+    Field("speed_assignment", "index", Spec(str, ("index", "class", "random")),
+          "which node gets which speed: index (log-spaced by node index), class (nodes holding the same classes "
+          "share a speed; needs partition=shards), random (a permutation drawn from the run's seed)", "cluster"),
+    Field("latency", 0.0, Spec(float, low=0), "network latency of each push and pull, simulated seconds", "cluster"),
+    Field("bandwidth", 0.0, Spec(float, low=0), "network bandwidth in bytes/s (0 = infinite)", "cluster"),
+    Field("jitter", 0.0, Spec(float, low=0), "mean of an exponential extra delay per transfer, seconds", "cluster"),
+    # training and evaluation
+    Field("updates", 6000, Spec(int, low=1), "applied gradients per run", "training"),
+    Field("eval_every", 200, Spec(int, low=1), "evaluate every this many applied gradients", "training"),
+    Field("eval_samples", 0, Spec(int, low=0), "a fixed test subset for evaluations; 0 = the whole test set",
+          "training"),
+    Field("final_evals", 5, Spec(int, low=1), "final accuracy = mean of the last this many evaluations", "training"),
+    Field("lr_sgd", 0.05, Spec(float, low=0, low_open=True), "learning rate of the sgd base", "training"),
+    Field("lr_momentum", 0.005, Spec(float, low=0, low_open=True), "learning rate of the momentum base", "training"),
+    Field("lr_adam", 0.001, Spec(float, low=0, low_open=True), "learning rate of the adam base", "training"),
+    Field("momentum", 0.9, Spec(float, low=0, high=1, high_open=True),
+          "beta of the momentum base, and GSGM's global momentum on sgd", "training"),
+    Field("validation_samples", 0, Spec(int, low=0),
+          "training samples held out (stratified, fixed) for validation; tuning scores candidates on them", "protocol"),
+    Field("failed_margin", 0.05, Spec(float, low=0, high=1),
+          "a finite run is 'failed' when its final accuracy is within this of chance (1 / classes)", "protocol"),
+    Field("failed_loss_ratio", 1.0, Spec(float, low=0, low_open=True),
+          "... or when its final loss is at least this times its initial loss", "protocol"),
+    Field("target_accuracy", 0.7, Spec(float, low=0, high=1, low_open=True),
+          "accuracy whose first crossing (simulated time) tables report", "protocol"),
+    Field("mode", "auto", Spec(str, ("auto", "loop", "scan")),
+          "replay loop: lax.scan (auto for the MLP) or one jitted call per op (auto for conv nets)", "training"),
+]
 
 
-def check_names(field: str, names, allowed) -> tuple:
-    """``names`` as a tuple if each is in ``allowed``; else ConfigError naming ``field``."""
+def _algorithm_fields() -> list[Field]:
+    return [Field(h.name, h.default, h.spec, h.meaning, "algorithms") for h in hyperparameters().values()]
+
+
+FIELDS: dict[str, Field] = {f.name: f for f in _CORE + _algorithm_fields()}
+
+
+def _validate(self):
+    """Check every field against its declaration; ``ConfigError`` names the first bad one."""
+    for f in FIELDS.values():
+        object.__setattr__(self, f.name, f.spec.check(f.name, getattr(self, f.name), ConfigError))
+    if self.speed_assignment == "class" and self.partition != "shards":
+        raise ConfigError(f"speed_assignment: class needs partition=shards (nodes holding the same classes), "
+                          f"got partition={self.partition}")
+    if self.gsgm_k > self.workers:
+        raise ConfigError(f"gsgm_k: must be <= workers ({self.workers}) or 0 for half, got {self.gsgm_k}")
+    return self
+
+
+def _to_dict(self) -> dict:
+    return asdict(self)
+
+
+def _with_overrides(self, overrides: dict):
+    """Apply ``{field: value}``; string values (from ``--set``) are parsed by the field's kind."""
+    parsed = {}
+    for key, value in overrides.items():
+        if key not in FIELDS:
+            raise ConfigError(f"--set {key}: unknown field; allowed: {', '.join(sorted(FIELDS))} "
+                              "(see docs/configuration.md)")
+        spec = FIELDS[key].spec
+        parsed[key] = spec.parse(f"--set {key}", value, ConfigError) if isinstance(value, str) and spec.kind is not str \
+            else value
+    return replace(self, **parsed).validate()
+
+
+def _learning_rate(self, base: str) -> float:
+    """The configured learning rate of a base optimizer."""
+    return getattr(self, f"lr_{base}")
+
+
+ExperimentConfig = make_dataclass(
+    "ExperimentConfig",
+    [(f.name, type(f.default) if f.default is not None else object, field(default=f.default)) for f in FIELDS.values()],
+    frozen=True,
+    namespace={"validate": _validate, "to_dict": _to_dict, "with_overrides": _with_overrides,
+               "learning_rate": _learning_rate,
+               "__doc__": "Everything that determines a run's numbers, besides algorithm, base and seed "
+                          "(fields: see docs/configuration.md)."},
+)
+ExperimentConfig.__module__ = __name__
+assert all(f"lr_{b}" in FIELDS for b in BASES)
+
+
+def from_dict(values: dict) -> "ExperimentConfig":
+    """A config from a saved ``to_dict()``; fields it lacks take their defaults, unknown ones are refused."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"config: unknown field(s) {', '.join(unknown)}")
+    return ExperimentConfig(**values).validate()
+
+
+def check_names(option: str, names, allowed) -> tuple:
+    """``names`` as a tuple if each is in ``allowed``; else ConfigError naming ``option``."""
     names = tuple(names)
     for name in names:
         if name not in allowed:
-            raise ConfigError(f"{field}: unknown {name!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{option}: unknown {name!r}; allowed: {', '.join(allowed)}")
     if not names:
-        raise ConfigError(f"{field}: give at least one of {', '.join(allowed)}")
+        raise ConfigError(f"{option}: give at least one of {', '.join(allowed)}")
     return names
 
 
-def check_count(field: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{field}: must be an integer >= 1, got {value!r}")
-    return value
-
-
-def parse_assignments(items: list[str]) -> dict:
+def parse_assignments(items: list[str], option: str = "--set") -> dict:
     """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``."""
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set: expected key=value, got {item!r}")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option}: expected key=value, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
 
-def run_key(config: ExperimentConfig, algorithm: str, base: str, seed: int) -> str:
+def run_key(config, algorithm: str, base: str, seed: int, extra: dict | None = None) -> str:
     """A hash of everything that determines a run's numbers."""
-    payload = json.dumps({"config": config.to_dict(), "algorithm": algorithm, "base": base, "seed": seed,
-                          "format": 1}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    payload = {"config": config.to_dict(), "algorithm": algorithm, "base": base, "seed": seed, "format": 2}
+    if extra:
+        payload.update(extra)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(ExperimentConfig)]
+
+
+def markdown() -> str:
+    """docs/configuration.md: every field, its default, what it allows and what it means."""
+    from algorithms import registry
+
+    users = {h.name: a.name for a in registry.ALGORITHMS.values() for h in a.hyperparameters}
+    lines = ["# Configuration fields", "",
+             "Generated by `python -m scenarios.config > docs/configuration.md` from the fields' declarations "
+             "(`scenarios/config.py`, and each algorithm's hyperparameters in its own file under `algorithms/`); "
+             "a test fails when this file is stale.", "",
+             "Set any field with `--set FIELD=VALUE` on `stalesim run` and `stalesim reproduce`, in a sweep file's "
+             "`[set]` table, or vary it along a sweep's `[axes]`. Each scenario starts from these defaults and "
+             "changes a few (`stalesim list`).", ""]
+    groups: dict = {}
+    for f in FIELDS.values():
+        groups.setdefault(f.group, []).append(f)
+    titles = {"data": "Data and model", "cluster": "The simulated cluster", "training": "Training and evaluation",
+              "algorithms": "Algorithm hyperparameters", "protocol": "The comparison protocol"}
+    for group, fs in groups.items():
+        lines += [f"## {titles.get(group, group)}", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
+        for f in fs:
+            meaning = f.meaning + (f" (read by `{users[f.name]}`)" if f.name in users else "")
+            default = "none" if f.default is None else f.default
+            lines.append(f"| `{f.name}` | `{default}` | {f.spec.describe()} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -40,6 +40,7 @@ class Dataset(NamedTuple):
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    files: tuple = ()  # the files it was read from (provenance)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -47,13 +48,36 @@ class Dataset(NamedTuple):
 
 
 def search_dirs(data_dir=None, *extra) -> list[Path]:
-    dirs = []
+    """Where to look: an explicit ``data_dir`` only; else ``$STALESIM_DATA``, then ``extra``
+    (the Debian folder). A user's explicit folder is never silently replaced by another."""
     if data_dir:
-        dirs.append(Path(data_dir))
+        return [Path(data_dir)]
+    dirs = []
     if os.environ.get("STALESIM_DATA"):
         dirs.append(Path(os.environ["STALESIM_DATA"]))
     dirs.extend(Path(e) for e in extra)
     return dirs
+
+
+def provenance(files) -> list[dict]:
+    """Each file with its size and sha256 (computed once per file and process)."""
+    return [_file_record(Path(f)) for f in files]
+
+
+_RECORDS: dict = {}
+
+
+def _file_record(path: Path) -> dict:
+    key = (str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size)
+    if key not in _RECORDS:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _RECORDS[key] = {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return _RECORDS[key]
 
 
 # ------------------------------------------------------------------ Fashion-MNIST
@@ -95,6 +119,9 @@ def load_fmnist(data_dir=None) -> Dataset:
     missing = [FMNIST_FILES[k] for k, p in found.items() if p is None]
     if missing:
         looked = ", ".join(str(d) for d in dirs)
+        if data_dir:
+            raise DataError(f"--data-dir {data_dir}: missing {', '.join(missing)} (plain or .gz); only the folder "
+                            f"given is searched")
         raise DataError(f"Fashion-MNIST: missing {', '.join(missing)} (looked in {looked}); on Debian/Ubuntu "
                         f"run 'apt-get install dataset-fashion-mnist', or put the four IDX files in --data-dir "
                         f"or $STALESIM_DATA")
@@ -106,7 +133,8 @@ def load_fmnist(data_dir=None) -> Dataset:
         if labels.max() >= 10:
             raise DataError(f"Fashion-MNIST {split}: labels must lie in 0..9")
     return Dataset("fmnist", arrays["train_images"][..., None], arrays["train_labels"].astype(np.int32),
-                   arrays["test_images"][..., None], arrays["test_labels"].astype(np.int32), 10)
+                   arrays["test_images"][..., None], arrays["test_labels"].astype(np.int32), 10,
+                   tuple(found.values()))
 
 
 # ------------------------------------------------------------------ CIFAR-10 / 100
@@ -151,10 +179,12 @@ def load_cifar(name: str, data_dir=None) -> Dataset:
         if folder.is_dir() and all((folder / m).is_file() for m in members):
             raw = {m: (folder / m).read_bytes() for m in members}
             where = str(folder)
+            files = tuple(folder / m for m in members)
             break
         archive = d / spec["archive"]
         if archive.is_file():
             where = str(archive)
+            files = (archive,)
             try:
                 with tarfile.open(archive, "r:gz") as tar:
                     raw = {}
@@ -170,14 +200,14 @@ def load_cifar(name: str, data_dir=None) -> Dataset:
             break
     else:
         looked = ", ".join(str(d) for d in dirs) or "(no --data-dir and no $STALESIM_DATA)"
-        raise DataError(f"{name}: found neither {spec['folder']}/ nor {spec['archive']} in {looked}; "
-                        f"this tool downloads nothing: fetch the 'python version' archive from the CIFAR "
-                        f"page (www.cs.toronto.edu/~kriz/cifar.html) and pass its folder as --data-dir")
+        raise DataError(f"{name}: found neither {spec['folder']}/ nor {spec['archive']} in {looked}; nothing is "
+                        f"downloaded implicitly: run 'stalesim data fetch {name} --dir DIR' (or put the 'python "
+                        f"version' archive in DIR by hand) and pass --data-dir DIR")
     x_train, y_train = _cifar_arrays([_unpickle(raw[m], f"{where}:{m}") for m in spec["train"]], spec["label"],
                                      where, spec["classes"])
     x_test, y_test = _cifar_arrays([_unpickle(raw[m], f"{where}:{m}") for m in spec["test"]], spec["label"],
                                    where, spec["classes"])
-    return Dataset(name, x_train, y_train, x_test, y_test, spec["classes"])
+    return Dataset(name, x_train, y_train, x_test, y_test, spec["classes"], files)
 
 
 # ------------------------------------------------------------------ synthetic

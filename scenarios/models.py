@@ -7,6 +7,21 @@
   block, 16/32/64 channels, no batch norm: the residual branch's last conv starts at
   zero, so each block starts as the identity).
 Weights: He-normal, biases zero, from the seed.
+
+How the CNN is computed (the function is the same as ``conv -> +bias -> ReLU -> max-pool``;
+see benchmarks/README.md, "CNN on XLA's CPU backend", for the measurements): XLA's CPU
+convolutions are slow for these small layers (a 1-channel input, 8 and 16 filters),
+above all their weight gradients, which it computes after transposing activations, and
+the gradient of ``reduce_window`` max-pooling is a slow scatter. Each "3x3 conv, bias,
+2x2 max-pool" is therefore one matrix product: every 2x2 pooling window needs the 4x4
+input patch around it, and a [16 C, 4 O] matrix holds the kernel at the window's 4
+positions (``_pool_patches``, ``_pool_kernel``), so the product gives the 4 conv outputs
+of each window, and the pool is a max over them. Max and ReLU commute with each other
+and with adding the bias (all are monotone), so the bias is added and ReLU applied after
+pooling, on a quarter of the values: the same numbers. Its gradient is written by hand
+(``jax.custom_vjp``): the whole gradient goes to the first maximum of each window in
+row-major order, as for ``reduce_window``'s gradient, and the weight and input gradients
+are two more matrix products.
 """
 
 from __future__ import annotations
@@ -44,6 +59,69 @@ def _max_pool(x):
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
+def _pool_patches(x):
+    """[B, H, W, C] -> [B, H/2, W/2, 16 C]: the 4x4 input patch (zero-padded by 1, as a
+    3x3 "SAME" conv) under each 2x2 pooling window, in (row, column, channel) order."""
+    _, h, w, _ = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return jnp.concatenate([xp[:, r:r + h:2, s:s + w:2, :] for r in range(4) for s in range(4)], axis=-1)
+
+
+def _pool_kernel(w):
+    """[3, 3, C, O] -> [16 C, 4 O]: the kernel placed at each position (di, dj) of a 2x2
+    window inside its 4x4 patch, so that ``patch @ kernel`` gives the window's 4 conv
+    outputs, ordered (di, dj, out channel)."""
+    c, o = w.shape[2], w.shape[3]
+    placed = [jnp.pad(w, ((di, 1 - di), (dj, 1 - dj), (0, 0), (0, 0))) for di in range(2) for dj in range(2)]
+    return jnp.stack(placed, axis=3).reshape(16 * c, 4 * o)
+
+
+def _first_max(z, m):
+    """One-hot over axis 1 (the 4 positions of a window) of the first position equal to ``m``."""
+    first, seen = [], jnp.zeros(m.shape, bool)
+    for k in range(z.shape[1]):
+        hit = (z[:, k] == m) & ~seen
+        first.append(hit)
+        seen = seen | hit
+    return jnp.stack(first, axis=1)
+
+
+@jax.custom_vjp
+def _conv_pool(w, b, x):
+    """``max_pool(conv3x3_same(x, w) + b)`` for even H and W, as one matrix product."""
+    return _conv_pool_fwd(w, b, x)[0]
+
+
+def _conv_pool_fwd(w, b, x):
+    n, h, wd, c = x.shape
+    o = w.shape[-1]
+    patches = _pool_patches(x).reshape(-1, 16 * c)
+    z = (patches @ _pool_kernel(w)).reshape(-1, 4, o)  # the 4 conv outputs of each window
+    m = z.max(axis=1)
+    return (m + b).reshape(n, h // 2, wd // 2, o), (patches, z, m, w, x)
+
+
+def _conv_pool_bwd(res, g):
+    patches, z, m, w, x = res
+    o = w.shape[-1]
+    g = g.reshape(-1, o)
+    dz = jnp.where(_first_max(z, m), g[:, None, :], 0.0).reshape(-1, 4 * o)
+    dw = jax.vjp(_pool_kernel, w)[1](patches.T @ dz)[0]
+    dpatches = (dz @ _pool_kernel(w).T).reshape(x.shape[0], x.shape[1] // 2, x.shape[2] // 2, -1)
+    dx = jax.vjp(_pool_patches, x)[1](dpatches)[0]  # dropped by XLA when x is data
+    return dw, g.sum(axis=0), dx
+
+
+_conv_pool.defvjp(_conv_pool_fwd, _conv_pool_bwd)
+
+
+def _conv_relu_pool(p, x):
+    """``max_pool(relu(conv3x3_same(x) + b))``; odd sizes take the plain path (the pool drops the last row/column)."""
+    if x.shape[1] % 2 or x.shape[2] % 2:
+        return _max_pool(jax.nn.relu(_conv_apply(p, x)))
+    return jax.nn.relu(_conv_pool(p["w"], p["b"], x))
+
+
 def mlp(input_shape, num_classes, hidden=(200,)) -> Model:
     sizes = [math.prod(input_shape), *hidden, num_classes]
 
@@ -70,8 +148,8 @@ def cnn(input_shape, num_classes, channels=(8, 16), hidden=64) -> Model:
                 "dense": _dense(k[2], flat, hidden), "out": _dense(k[3], hidden, num_classes)}
 
     def apply(params, x):
-        y = _max_pool(jax.nn.relu(_conv_apply(params["conv1"], x)))
-        y = _max_pool(jax.nn.relu(_conv_apply(params["conv2"], y)))
+        y = _conv_relu_pool(params["conv1"], x)
+        y = _conv_relu_pool(params["conv2"], y)
         y = jax.nn.relu(y.reshape(y.shape[0], -1) @ params["dense"]["w"] + params["dense"]["b"])
         return y @ params["out"]["w"] + params["out"]["b"]
 

@@ -9,71 +9,112 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = ("axis", "algorithm", "base", "seeds", "final_accuracy", "accuracy_std", "stability_gain_vs_asgd",
-           "diverged", "mean_staleness", "p95_staleness", "sim_time")
+from algorithms import BASES, registry
+
+from .stats import Estimate, accuracy_at, censored_times, estimate, time_to_target
+
+BASE_ORDER = {b: i for i, b in enumerate(BASES)}
+PALETTE = ("tab:blue", "tab:cyan", "tab:orange", "tab:brown", "gold", "tab:green", "tab:purple", "tab:pink",
+           "tab:olive", "tab:gray", "tab:red")
 
 
-def _mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    return float(np.mean(values)), float(np.std(values))
+def color(algorithm: str) -> str:
+    """An algorithm's colour in every plot, from its place in the registry."""
+    return PALETTE[registry.order(algorithm) % len(PALETTE)]
 
 
-def aggregate(results: list[dict]) -> list[dict]:
-    """One row per (axis value, algorithm, base): mean and spread over seeds."""
+def _group_key(kv):
+    axis_value, algorithm, base = kv[0]
+    return (axis_value if axis_value is not None else 0, BASE_ORDER.get(base, 9), registry.order(algorithm), algorithm)
+
+
+def aggregate(results) -> list[dict]:
+    """One row per (axis value, algorithm, base): estimates over seeds.
+
+    Accuracy and stability are taken over converged runs (their count is shown);
+    failed and diverged runs are counted. The equal-time view takes, per (axis value,
+    base), the simulated time at which the fastest algorithm's runs ended (median over
+    seeds), and each run's accuracy at that time. Time to the target accuracy is
+    censored: runs that never reached it count as such.
+    """
     groups = defaultdict(list)
     for r in results:
-        groups[(r.get("axis_value"), r["algorithm"], r["base"])].append(r)
-    order = {a: i for i, a in enumerate(("asgd", "dcasgd", "gsgm", "sasgd", "ssgd", "fedbuff"))}
-    base_order = {b: i for i, b in enumerate(("sgd", "momentum", "adam"))}
+        groups[(r.axis_value, r.algorithm, r.base)].append(r)
+    finish = defaultdict(lambda: np.inf)  # (axis value, base) -> equal-time horizon
+    for (axis_value, algorithm, base), rs in groups.items():
+        finish[(axis_value, base)] = min(finish[(axis_value, base)], float(np.median([r.sim_time for r in rs])))
     rows = []
-    for (axis_value, algorithm, base), rs in sorted(groups.items(), key=lambda kv: (
-            kv[0][0] if kv[0][0] is not None else 0, base_order.get(kv[0][2], 9), order.get(kv[0][1], 9))):
-        finished = [r for r in rs if not r["diverged"]]
-        acc = _mean_std([r["final_accuracy"] for r in finished])
-        std = _mean_std([r["accuracy_std"] for r in finished])
+    for (axis_value, algorithm, base), rs in sorted(groups.items(), key=_group_key):
+        converged = [r for r in rs if r.outcome == "converged"]
+        target = rs[0].config.get("target_accuracy", 0.7)
+        horizon = finish[(axis_value, base)]
+        tuned = {k: v for r in rs for k, v in r.tuned.items()}
         rows.append({
-            "axis_name": rs[0].get("axis"), "axis": axis_value, "algorithm": algorithm, "base": base,
-            "seeds": len(rs), "final_accuracy": acc, "accuracy_std": std,
-            "diverged": sum(r["diverged"] for r in rs),
-            "mean_staleness": float(np.mean([r["trace"]["mean_staleness"] for r in rs])),
-            "p95_staleness": float(np.mean([r["trace"]["p95_staleness"] for r in rs])),
-            "sim_time": float(np.mean([r["trace"]["sim_time"] for r in rs])),
+            "axis_name": rs[0].axis, "axis": axis_value, "algorithm": algorithm, "base": base, "seeds": len(rs),
+            "tuned": tuned,
+            "converged": len(converged), "failed": sum(r.outcome == "failed" for r in rs),
+            "diverged": sum(r.outcome == "diverged" for r in rs),
+            "final_accuracy": estimate([r.final_accuracy for r in converged]),
+            "accuracy_std": estimate([r.accuracy_std for r in converged]),
+            "equal_time": horizon,
+            "accuracy_at_equal_time": estimate([accuracy_at(r.history, horizon) for r in converged]),
+            "target": target,
+            "time_to_target": censored_times([time_to_target(r.history, target) for r in rs],
+                                             [r.sim_time for r in rs]),
+            "sim_time": float(np.median([r.sim_time for r in rs])),
+            "wall_time": float(np.sum([r.wall_time for r in rs])),
+            "mean_staleness": float(np.mean([r.trace["mean_staleness"] for r in rs])),
+            "p95_staleness": float(np.mean([r.trace["p95_staleness"] for r in rs])),
         })
     # stability gain of each algorithm over ASGD on the same base (and axis value)
-    reference = {(row["axis"], row["base"]): row["accuracy_std"][0] for row in rows
-                 if row["algorithm"] == "asgd" and row["accuracy_std"][0] is not None}
+    reference = {(row["axis"], row["base"]): row["accuracy_std"].mean for row in rows
+                 if row["algorithm"] == "asgd" and row["accuracy_std"].mean is not None}
     for row in rows:
         ref = reference.get((row["axis"], row["base"]))
-        mine = row["accuracy_std"][0]
+        mine = row["accuracy_std"].mean
         row["stability_gain_vs_asgd"] = (ref - mine) / ref if ref and mine is not None else None
     return rows
 
 
-def _fmt(pair, digits=3, percent=False):
-    if pair is None or pair[0] is None:
-        return "diverged"
-    m, s = pair
-    if percent:
-        return f"{100 * m:.1f} ± {100 * s:.1f}"
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
+def _outcomes(row) -> str:
+    parts = [f"{row['converged']}/{row['seeds']}"]
+    if row["failed"]:
+        parts.append(f"{row['failed']} failed")
+    if row["diverged"]:
+        parts.append(f"{row['diverged']} diverged")
+    return ", ".join(parts)
+
+
+def _with_count(est: Estimate, row) -> str:
+    text = est.format()
+    return text if est.n == row["seeds"] or est.mean is None else f"{text} (n={est.n})"
+
+
+def _tuned(row) -> str:
+    return ", ".join(f"{k.removeprefix('lr_')} lr {v:g}" if k.startswith("lr_") else f"{k}={v:g}"
+                     if isinstance(v, float) else f"{k}={v}" for k, v in sorted(row["tuned"].items())) or "—"
 
 
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     axis_name = next((r["axis_name"] for r in rows if r["axis_name"]), None)
-    header = ([axis_name] if axis_name else []) + ["algorithm", "base", "final acc. (%)", "acc. std (%)",
-                                                   "stability gain", "diverged", "staleness mean / p95"]
+    any_tuned = any(r["tuned"] for r in rows)
+    target = next((r["target"] for r in rows), 0.7)
+    header = ([axis_name] if axis_name else []) + ["algorithm", "base"] + (["tuned"] if any_tuned else []) + [
+        "final acc. (%)", "acc. std (%)", "stability gain", "converged", "acc. at equal time (%)",
+        f"time to {100 * target:.0f}%", "sim. time (s)", "staleness mean / p95"]
     body = []
     for r in rows:
         gain = r["stability_gain_vs_asgd"]
-        all_diverged = r["diverged"] == r["seeds"]
+        none_converged = r["converged"] == 0
         body.append(([str(r["axis"])] if axis_name else []) + [
-            r["algorithm"], r["base"],
-            "diverged" if all_diverged else _fmt(r["final_accuracy"], percent=True),
-            "diverged" if all_diverged else _fmt(r["accuracy_std"], percent=True),
-            "—" if r["algorithm"] == "asgd" else ("n/a" if gain is None else f"{100 * gain:+.0f}%"),
-            f"{r['diverged']}/{r['seeds']}",
+            registry.display_name(r["algorithm"]), r["base"]] + ([_tuned(r)] if any_tuned else []) + [
+            "—" if none_converged else _with_count(r["final_accuracy"], r),
+            "—" if none_converged else _with_count(r["accuracy_std"], r),
+            "—" if r["algorithm"] == "asgd" or gain is None else f"{100 * gain:+.0f}%",
+            _outcomes(r),
+            "—" if none_converged else f"{r['accuracy_at_equal_time'].format()} @ {r['equal_time']:.0f} s",
+            r["time_to_target"].format(),
+            f"{r['sim_time']:.0f}",
             f"{r['mean_staleness']:.1f} / {r['p95_staleness']:.0f}",
         ])
     return header, body
@@ -96,27 +137,35 @@ def terminal_table(rows) -> str:
 def csv_table(rows) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["axis_name", "axis", "algorithm", "base", "seeds", "final_accuracy_mean", "final_accuracy_std",
-                     "accuracy_std_mean", "accuracy_std_std", "stability_gain_vs_asgd", "diverged",
-                     "mean_staleness", "p95_staleness", "sim_time"])
+    writer.writerow(["axis_name", "axis", "algorithm", "display_name", "base", "tuned", "seeds", "converged",
+                     "failed", "diverged", "final_accuracy_mean", "final_accuracy_ci95", "accuracy_std_mean",
+                     "accuracy_std_ci95", "stability_gain_vs_asgd", "equal_time", "accuracy_at_equal_time_mean",
+                     "accuracy_at_equal_time_ci95", "target_accuracy", "time_to_target_reached",
+                     "time_to_target_median", "time_to_target_censored_after", "sim_time", "wall_time",
+                     "mean_staleness", "p95_staleness"])
     for r in rows:
-        fa, st = r["final_accuracy"], r["accuracy_std"]
-        writer.writerow([r["axis_name"] or "", "" if r["axis"] is None else r["axis"], r["algorithm"], r["base"],
-                         r["seeds"], fa[0], fa[1], st[0], st[1], r["stability_gain_vs_asgd"], r["diverged"],
-                         r["mean_staleness"], r["p95_staleness"], r["sim_time"]])
+        fa, st, eq, tt = r["final_accuracy"], r["accuracy_std"], r["accuracy_at_equal_time"], r["time_to_target"]
+        writer.writerow([r["axis_name"] or "", "" if r["axis"] is None else r["axis"], r["algorithm"],
+                         registry.display_name(r["algorithm"]), r["base"],
+                         ";".join(f"{k}={v}" for k, v in sorted(r["tuned"].items())), r["seeds"], r["converged"],
+                         r["failed"], r["diverged"], _blank(fa.mean), _blank(fa.half_width), _blank(st.mean),
+                         _blank(st.half_width), _blank(r["stability_gain_vs_asgd"]), r["equal_time"],
+                         _blank(eq.mean), _blank(eq.half_width), r["target"], tt.reached, _blank(tt.median),
+                         _blank(tt.longest_censored), r["sim_time"], r["wall_time"], r["mean_staleness"],
+                         r["p95_staleness"]])
     return buf.getvalue()
 
 
+def _blank(value):
+    return "" if value is None else value
+
+
 # ------------------------------------------------------------------ plots
-COLORS = {"asgd": "tab:blue", "dcasgd": "tab:orange", "gsgm": "tab:green", "sasgd": "tab:purple",
-          "ssgd": "tab:gray", "fedbuff": "tab:brown"}
-
-
 def _curves(results):
     """(axis, base, algorithm) -> (mean sim time, mean acc, std acc) over seeds, evaluation by evaluation."""
     groups = defaultdict(list)
     for r in results:
-        groups[(r.get("axis_value"), r["base"], r["algorithm"])].append(r["history"])
+        groups[(r.axis_value, r.base, r.algorithm)].append(r.history)
     out = {}
     for key, histories in groups.items():
         n = min(len(h) for h in histories)
@@ -137,21 +186,21 @@ def plot_all(results: list[dict], rows: list[dict], out_dir: Path, title: str = 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     curves = _curves(results)
-    base_order = {b: i for i, b in enumerate(("sgd", "momentum", "adam"))}
+    base_order = BASE_ORDER
     panels = sorted({(k[0], k[1]) for k in curves},
                     key=lambda p: (p[0] if p[0] is not None else 0, base_order.get(p[1], 9)))
-    axis_name = next((r.get("axis") for r in results if r.get("axis")), None)
+    axis_name = next((r.axis for r in results if r.axis), None)
 
     # 1. accuracy against simulated time
     cols = min(3, len(panels)) or 1
     nrows = -(-len(panels) // cols) or 1
     fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
     for ax, (axis_value, base) in zip(axes.flat, panels):
-        for (av, b, algorithm), (t, m, s) in sorted(curves.items(), key=lambda kv: kv[0][2]):
+        for (av, b, algorithm), (t, m, s) in sorted(curves.items(), key=lambda kv: registry.order(kv[0][2])):
             if (av, b) != (axis_value, base):
                 continue
-            ax.plot(t, m, label=algorithm, color=COLORS.get(algorithm))
-            ax.fill_between(t, m - s, m + s, alpha=0.2, color=COLORS.get(algorithm))
+            ax.plot(t, m, label=registry.display_name(algorithm), color=color(algorithm))
+            ax.fill_between(t, m - s, m + s, alpha=0.2, color=color(algorithm))
         label = f"{axis_name}={axis_value}, " if axis_name else ""
         ax.set_title(f"{label}base {base}")
         ax.set_xlabel("simulated time (s)")
@@ -162,13 +211,13 @@ def plot_all(results: list[dict], rows: list[dict], out_dir: Path, title: str = 
         ax.axis("off")
     fig.suptitle(f"{title}: test accuracy (mean ± std over seeds)")
     fig.tight_layout()
-    paths.append(_save(fig, out_dir / "accuracy_vs_time.png"))
+    paths.append(save_figure(fig, out_dir / "accuracy_vs_time.png"))
 
     # 2. staleness histograms per policy
     by_policy = defaultdict(lambda: defaultdict(int))
     for r in results:
-        key = r["policy"] + (f" ({axis_name}={r['axis_value']})" if axis_name else "")
-        for v, c in r["trace"]["staleness_histogram"].items():
+        key = r.policy + (f" ({axis_name}={r.axis_value})" if axis_name else "")
+        for v, c in r.trace["staleness_histogram"].items():
             by_policy[key][int(v)] += c
     fig, axes = plt.subplots(1, len(by_policy) or 1, figsize=(4.5 * max(1, len(by_policy)), 3.2), squeeze=False)
     for ax, (policy, hist) in zip(axes.flat, sorted(by_policy.items())):
@@ -183,23 +232,23 @@ def plot_all(results: list[dict], rows: list[dict], out_dir: Path, title: str = 
         ax.legend()
     fig.suptitle(f"{title}: staleness of applied gradients")
     fig.tight_layout()
-    paths.append(_save(fig, out_dir / "staleness_histograms.png"))
+    paths.append(save_figure(fig, out_dir / "staleness_histograms.png"))
 
     # 3. stability (accuracy std over the second half) per algorithm and base
     fig, ax = plt.subplots(figsize=(7, 3.6))
     groups = sorted({(r["axis"], r["base"]) for r in rows},
                     key=lambda g: (g[0] if g[0] is not None else 0, base_order.get(g[1], 9)))
-    algorithms = [a for a in COLORS if any(r["algorithm"] == a for r in rows)]
+    algorithms = sorted({r["algorithm"] for r in rows}, key=registry.order)
     width = 0.8 / max(1, len(algorithms))
     for j, algorithm in enumerate(algorithms):
         xs, ms, ss = [], [], []
         for i, g in enumerate(groups):
             row = next((r for r in rows if (r["axis"], r["base"]) == g and r["algorithm"] == algorithm), None)
-            if row is not None and row["accuracy_std"][0] is not None:
+            if row is not None and row["accuracy_std"].mean is not None:
                 xs.append(i + (j - (len(algorithms) - 1) / 2) * width)
-                ms.append(100 * row["accuracy_std"][0])
-                ss.append(100 * row["accuracy_std"][1])
-        ax.bar(xs, ms, width, yerr=ss, label=algorithm, color=COLORS[algorithm], capsize=3)
+                ms.append(100 * row["accuracy_std"].mean)
+                ss.append(100 * (row["accuracy_std"].half_width or 0.0))
+        ax.bar(xs, ms, width, yerr=ss, label=registry.display_name(algorithm), color=color(algorithm), capsize=3)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([(f"{axis_name}={g[0]}\n" if axis_name else "") + g[1] for g in groups])
     ax.set_ylabel("accuracy std, 2nd half (%)\n(lower is more stable)")
@@ -207,24 +256,36 @@ def plot_all(results: list[dict], rows: list[dict], out_dir: Path, title: str = 
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    paths.append(_save(fig, out_dir / "stability.png"))
+    paths.append(save_figure(fig, out_dir / "stability.png"))
     plt.close("all")
     return paths
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110)
     tmp.replace(path)
     return path
 
 
-def write_report(results: list[dict], out: Path, title: str) -> tuple[str, list[Path]]:
+def header_note(manifest: dict) -> str:
+    """What differs from the scenario's defaults (overrides, seed count), for table and plot headers."""
+    parts = []
+    overrides = manifest.get("overrides") or {}
+    if overrides:
+        parts.append("overrides: " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
+    seeds, default = manifest.get("seeds"), manifest.get("default_seeds")
+    if seeds is not None and default is not None and seeds != default:
+        parts.append(f"{seeds} seeds (scenario default {default})")
+    return "; ".join(parts)
+
+
+def write_report(results, out: Path, title: str, note: str = "") -> tuple[str, list[Path]]:
     """Write table.md, table.csv and plots/ under ``out``; return the terminal table and plot paths."""
-    from .experiments import write_text_atomic
+    from .results import write_text_atomic
 
     rows = aggregate(results)
-    md = f"# {title}\n\n{markdown_table(rows)}\n"
+    md = f"# {title}\n\n" + (f"{note}\n\n" if note else "") + f"{markdown_table(rows)}\n"
     write_text_atomic(out / "table.md", md)
     write_text_atomic(out / "table.csv", csv_table(rows))
     plots = plot_all(results, rows, out / "plots", title)

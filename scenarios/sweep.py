@@ -29,20 +29,23 @@ import csv
 import io
 import itertools
 import math
-import os
-import time
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .config import ALGORITHMS, BASES, ConfigError, ExperimentConfig, check_count, check_names
-from .experiments import SCENARIOS, RunSpec, execute, grid, load_result, write_result, write_text_atomic
+from algorithms import BASES
+from algorithms.checks import Spec
+
+from .catalogue import SCENARIOS, RunSpec, check_algorithms, grid
+from .config import FIELDS, ConfigError, ExperimentConfig, check_names
+from .results import RunResult, write_text_atomic
+from .stats import censored_times, time_to_target
+from .tuning import grids_from_table
 
 SHIPPED = Path(__file__).resolve().parent / "sweeps"
-BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Sweep:
     bases: tuple
     seeds: int
     target_accuracy: float
+    tune: tuple = ()  # tuning grids from the [tune] table
+    path: Optional[Path] = None  # the file it was read from
 
     def runs(self) -> list[RunSpec]:
         names = list(self.axes)
@@ -79,7 +84,7 @@ def load_sweep(path_or_name: str) -> Sweep:
         spec = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"sweep {path}: not valid TOML ({e})") from None
-    known = {"name", "scenario", "algorithms", "bases", "seeds", "target_accuracy", "set", "axes"}
+    known = {"name", "scenario", "algorithms", "bases", "seeds", "target_accuracy", "set", "axes", "tune"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(f"sweep {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
@@ -90,9 +95,11 @@ def load_sweep(path_or_name: str) -> Sweep:
     fixed = spec.get("set", {})
     if not isinstance(fixed, dict):
         raise ConfigError("sweep set: must be a table of field = value")
+    if "target_accuracy" in spec and "target_accuracy" not in fixed:
+        fixed = {**fixed, "target_accuracy": spec["target_accuracy"]}  # the top-level key sets the field
     config = scenario.config.with_overrides(fixed)
     axes = spec.get("axes", {})
-    field_names = {f.name for f in fields(ExperimentConfig)}
+    field_names = set(FIELDS)
     if not isinstance(axes, dict):
         raise ConfigError("sweep axes: must be a table of field = [values]")
     for name, values in axes.items():
@@ -100,128 +107,37 @@ def load_sweep(path_or_name: str) -> Sweep:
             raise ConfigError(f"sweep axes.{name}: unknown field; allowed: {', '.join(sorted(field_names))}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep axes.{name}: must be a non-empty list of values")
-    algorithms = check_names("sweep algorithms", spec.get("algorithms", scenario.algorithms), ALGORITHMS)
+    algorithms = check_algorithms("sweep algorithms", spec.get("algorithms", scenario.algorithms))
     bases = check_names("sweep bases", spec.get("bases", scenario.bases), BASES)
-    seeds = check_count("sweep seeds", spec.get("seeds", 2))
-    target = spec.get("target_accuracy", 0.7)
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
-        raise ConfigError(f"sweep target_accuracy: must lie in (0, 1], got {target!r}")
-    sweep = Sweep(spec.get("name", path.stem), scenario_name, config, axes, algorithms, bases, seeds, float(target))
+    seeds = Spec(int, low=1).check("sweep seeds", spec.get("seeds", 2), ConfigError)
+    tune = spec.get("tune", {})
+    if not isinstance(tune, dict):
+        raise ConfigError("sweep tune: must be a table of field = [values]")
+    grids = grids_from_table(tune)
+    sweep = Sweep(spec.get("name", path.stem), scenario_name, config, axes, algorithms, bases, seeds,
+                  config.target_accuracy, grids, path.resolve())
     sweep.runs()  # validates every combination now
     return sweep
 
 
-# ------------------------------------------------------------------ backends
-def _run_task(run: RunSpec, data_dir, trace_dir) -> dict:
-    """What a worker does: one run, its result returned (the caller writes it)."""
-    return execute(run, data_dir=data_dir, trace_dir=Path(trace_dir) if trace_dir else None)
+def run_sweep(sweep: Sweep, out: Path, *, tuning_seeds: int = 2, **options) -> list[RunResult]:
+    """Tune (with a ``[tune]`` table) and carry out the sweep's missing runs (``runner.run_many``
+    options: backend, jobs, ...)."""
+    from .tuning import run_protocol
 
-
-def _pending(runs, out: Path, force: bool):
-    done, todo = {}, []
-    for run in runs:
-        existing = None if force else load_result(out / "runs" / run.dirname / "result.json")
-        if existing is not None and existing.get("key") == run.key:
-            done[run.key] = existing
-        else:
-            todo.append(run)
-    return done, todo
-
-
-def _order_for_trace_reuse(runs: list[RunSpec]) -> list[RunSpec]:
-    """Runs sharing a cluster shape and seed next to each other, so the first simulates
-    the trace and the others find it in the cache."""
-    return sorted(runs, key=lambda r: (r.seed, sorted(r.config.to_dict().items()), r.algorithm, r.base))
-
-
-def run_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs: Optional[int] = None,
-              address: Optional[str] = None, data_dir=None, force: bool = False, log=print) -> list[dict]:
-    if backend not in BACKENDS:
-        raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    runs = sweep.runs()
-    done, todo = _pending(runs, out, force)
-    todo = _order_for_trace_reuse(todo)
-    log(f"sweep {sweep.name}: {len(runs)} runs, {len(done)} already finished, {len(todo)} to do ({backend})")
-    trace_dir = str(out / "traces")
-    started = time.perf_counter()
-    results = dict(done)
-
-    def finished(run: RunSpec, result: dict, n: int):
-        write_result(out / "runs" / run.dirname, result)
-        results[run.key] = result
-        elapsed = time.perf_counter() - started
-        left = elapsed / n * (len(todo) - n)
-        acc = "diverged" if result["diverged"] else f"acc {result['final_accuracy']:.3f}"
-        shape = _shape(run.config.to_dict(), sweep.axes)
-        log(f"[{n:>4}/{len(todo)}] {run.label} ({shape}) {acc:<14} elapsed {elapsed:6.0f} s  left ~{left:5.0f} s")
-
-    if todo and backend == "local":
-        _run_local(todo, jobs, data_dir, trace_dir, finished)
-    elif todo:
-        _run_ray(todo, address, data_dir, trace_dir, finished)
-    return [results[r.key] for r in runs]
-
-
-def _run_local(todo, jobs, data_dir, trace_dir, finished):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    jobs = jobs or min(len(todo), os.cpu_count() or 1)
-    if jobs == 1:
-        for n, run in enumerate(todo, 1):
-            finished(run, _run_task(run, data_dir, trace_dir), n)
-        return
-    # JAX must not be forked once initialised: spawn fresh worker processes
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_task, run, data_dir, trace_dir): run for run in todo}
-        for n, future in enumerate(as_completed(futures), 1):
-            finished(futures[future], future.result(), n)
-
-
-def _run_ray(todo, address, data_dir, trace_dir, finished):
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--backend ray: Ray is not installed; install it with "
-                          "pip install 'stalesim[ray]' (or pip install ray)") from None
-    started_here = not ray.is_initialized()
-    # stalesim is made for offline machines: no usage report unless the user asks for one
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        task = ray.remote(_run_task)
-        pending = {task.remote(run, data_dir, trace_dir): run for run in todo}
-        n = 0
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                n += 1
-                finished(pending.pop(ref), ray.get(ref), n)
-    finally:
-        if started_here:
-            ray.shutdown()
+    return run_protocol(sweep.runs(), out, grids=sweep.tune, tuning_seeds=tuning_seeds, **options)
 
 
 # ------------------------------------------------------------------ the tidy table and report
-def time_to_target(result: dict, target: float) -> Optional[float]:
-    """Simulated time of the first evaluation with accuracy >= target (None if never)."""
-    for e in result["history"]:
-        if e["accuracy"] >= target:
-            return e["sim_time"]
-    return None
-
-
-def tidy_rows(results: list[dict], sweep: Sweep) -> list[dict]:
+def tidy_rows(results: list[RunResult], sweep: Sweep) -> list[dict]:
     rows = []
     for r in results:
-        cfg = r["config"]
-        row = {name: cfg[name] for name in sweep.axes}
-        row.update(algorithm=r["algorithm"], base=r["base"], seed=r["seed"], policy=r["policy"],
-                   mean_staleness=r["trace"]["mean_staleness"], p95_staleness=r["trace"]["p95_staleness"],
-                   max_staleness=r["trace"]["max_staleness"], sim_time=r["trace"]["sim_time"],
-                   final_accuracy=r["final_accuracy"], accuracy_std=r["accuracy_std"], diverged=r["diverged"],
-                   time_to_target=time_to_target(r, sweep.target_accuracy))
+        row = {name: r.config[name] for name in sweep.axes}
+        row.update(algorithm=r.algorithm, base=r.base, seed=r.seed, policy=r.policy,
+                   mean_staleness=r.trace["mean_staleness"], p95_staleness=r.trace["p95_staleness"],
+                   max_staleness=r.trace["max_staleness"], sim_time=r.trace["sim_time"],
+                   final_accuracy=r.final_accuracy, accuracy_std=r.accuracy_std, diverged=r.diverged,
+                   outcome=r.outcome, time_to_target=time_to_target(r.history, sweep.target_accuracy))
         rows.append(row)
     return rows
 
@@ -249,14 +165,14 @@ def _spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
+def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str:
     """The tidy CSV, plots and a Markdown summary of what the data shows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import COLORS, _save
+    from .report import color, save_figure
 
     rows = tidy_rows(results, sweep)
     write_text_atomic(out / "runs.csv", tidy_csv(rows))
@@ -281,9 +197,9 @@ def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
             continue
         xs = [p[0] for p in pts]
         ax1.errorbar(xs, [100 * p[2][0] for p in pts], yerr=[100 * p[2][1] for p in pts], marker="o", capsize=3,
-                     label=algorithm, color=COLORS.get(algorithm), ls="none")
+                     label=algorithm, color=color(algorithm), ls="none")
         ax2.errorbar([p[1] for p in pts], [100 * p[3][0] for p in pts], yerr=[100 * p[3][1] for p in pts],
-                     marker="o", capsize=3, label=algorithm, color=COLORS.get(algorithm), ls="none")
+                     marker="o", capsize=3, label=algorithm, color=color(algorithm), ls="none")
     ax1.set_xlabel("mean staleness of the run's trace")
     ax1.set_ylabel("accuracy std, 2nd half (%)")
     ax1.set_title("stability against staleness")
@@ -294,28 +210,28 @@ def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    _save(fig, plots / "stability_vs_staleness.png")
+    save_figure(fig, plots / "stability_vs_staleness.png")
 
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(shapes)), 3.8))
     width = 0.8 / max(1, len(sweep.algorithms))
     for j, algorithm in enumerate(sweep.algorithms):
         vals = [mean_of(groups.get((algorithm, s), []), "time_to_target")[0] for s in shapes]
         ax.bar(np.arange(len(shapes)) + (j - (len(sweep.algorithms) - 1) / 2) * width,
-               [0 if math.isnan(v) else v for v in vals], width, label=algorithm, color=COLORS.get(algorithm))
+               [0 if math.isnan(v) else v for v in vals], width, label=algorithm, color=color(algorithm))
     ax.set_xticks(range(len(shapes)))
     ax.set_xticklabels([s.replace(", ", "\n") for s in shapes], fontsize=8)
     ax.set_ylabel(f"simulated time to {sweep.target_accuracy:.0%} accuracy\n(0: never reached)")
     ax.legend()
     fig.tight_layout()
-    _save(fig, plots / "time_to_target.png")
+    save_figure(fig, plots / "time_to_target.png")
 
     by_shape: dict = {}
     for r in results:
-        if r["policy"] != "fifo":
+        if r.policy != "fifo":
             continue
-        key = _shape({a: r["config"][a] for a in axes}, axes)
+        key = _shape({a: r.config[a] for a in axes}, axes)
         hist = by_shape.setdefault(key, {})
-        for v, c in r["trace"]["staleness_histogram"].items():
+        for v, c in r.trace["staleness_histogram"].items():
             hist[int(v)] = hist.get(int(v), 0) + c
     if by_shape:
         fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(by_shape)), 3.8))
@@ -326,7 +242,7 @@ def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
         ax.set_ylabel("staleness (fifo policy)")
         ax.set_title("staleness distribution per cluster shape")
         fig.tight_layout()
-        _save(fig, plots / "staleness_by_shape.png")
+        save_figure(fig, plots / "staleness_by_shape.png")
     plt.close("all")
 
     lines = [f"# Sweep {sweep.name}", "",
@@ -354,8 +270,8 @@ def write_sweep_report(results: list[dict], sweep: Sweep, out: Path) -> str:
             if not rs:
                 continue
             ms, p95 = mean_of(rs, "mean_staleness")[0], mean_of(rs, "p95_staleness")[0]
-            fa, st, tt = mean_of(rs, "final_accuracy"), mean_of(rs, "accuracy_std"), mean_of(rs, "time_to_target")
-            ttt = "never" if math.isnan(tt[0]) else f"{tt[0]:.0f}"
+            fa, st = mean_of(rs, "final_accuracy"), mean_of(rs, "accuracy_std")
+            ttt = censored_times([r["time_to_target"] for r in rs], [r["sim_time"] for r in rs]).format()
             n_div = sum(r["diverged"] for r in rs)
             note = f" ({n_div}/{len(rs)} diverged)" if n_div else ""
             if n_div == len(rs):

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from algorithms.checks import check
+
 COMPUTE_KINDS = ("constant", "exponential", "lognormal", "replay")
 
 
@@ -20,25 +22,12 @@ class SpecError(ValueError):
 
 
 def _check_number(name: str, value, *, minimum: float = 0.0, strict: bool = False) -> float:
-    """Return ``value`` as a float, or raise SpecError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SpecError(f"{name}: expected a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise SpecError(f"{name}: must be a finite number, got {value!r}")
-    if strict and value <= minimum:
-        raise SpecError(f"{name}: must be > {minimum:g}, got {value:g}")
-    if not strict and value < minimum:
-        raise SpecError(f"{name}: must be >= {minimum:g}, got {value:g}")
-    return value
+    """``value`` as a float ``>= minimum`` (``> minimum`` if ``strict``), or SpecError naming ``name``."""
+    return check(name, value, SpecError, low=minimum, low_open=strict)
 
 
 def _check_int(name: str, value, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise SpecError(f"{name}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise SpecError(f"{name}: must be >= {minimum}, got {value}")
-    return int(value)
+    return check(name, value, SpecError, kind=int, low=minimum)
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 
+from algorithms.checks import check
+
 from .cluster import SpecError
 
-POLICY_NAMES = ("fifo", "whitelist-wait", "whitelist-queue", "barrier", "buffered:K")
-
-
 class Policy(ABC):
-    """Base class. Subclasses set ``name`` and implement ``receive``."""
+    """Base class. Subclasses set ``names`` (what ``make_policy`` accepts) and implement
+    ``receive``; one whose name carries a parameter overrides ``from_name``."""
 
     name = "policy"
+    names: tuple = ()
+
+    @classmethod
+    def from_name(cls, name: str):
+        """The policy called ``name``, or None if this class does not answer to it."""
+        return cls() if name in cls.names else None
 
     def reset(self, server) -> None:
         """Bind to a fresh server at the start of a simulation and clear any state."""
@@ -49,6 +55,7 @@ class Fifo(Policy):
     served once its own gradient has been applied (push-then-pull on one channel)."""
 
     name = "fifo"
+    names = ("fifo",)
 
     def receive(self, worker, slot):
         return self.server.apply(worker, slot)
@@ -69,11 +76,15 @@ class Whitelist(Policy):
     blocks, as a full send buffer would).
     """
 
+    names = ("whitelist-wait", "whitelist-queue")
+
+    @classmethod
+    def from_name(cls, name):
+        return cls(name.rpartition("-")[2]) if name in cls.names or name == "whitelist" else None
+
     def __init__(self, mode: str = "wait", max_pending: int = 4):
-        if mode not in ("wait", "queue"):
-            raise SpecError(f"policy: whitelist mode must be 'wait' or 'queue', got {mode!r}")
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
-            raise SpecError(f"policy: whitelist max_pending must be an integer >= 1, got {max_pending!r}")
+        check("policy: whitelist mode", mode, SpecError, kind=str, choices=("wait", "queue"))
+        check("policy: whitelist max_pending", max_pending, SpecError, kind=int, low=1)
         self.mode = mode
         self.max_pending = max_pending
         self.name = f"whitelist-{mode}"
@@ -143,6 +154,7 @@ class Barrier(Policy):
     version, then release every worker."""
 
     name = "barrier"
+    names = ("barrier",)
 
     def reset(self, server):
         super().reset(server)
@@ -172,9 +184,20 @@ class Buffered(Policy):
     arrival order, and the worker pulls without waiting; the rule applies the mean of
     each K gradients, so the server version advances every K applied gradients."""
 
+    names = ("buffered:K",)
+
+    @classmethod
+    def from_name(cls, name):
+        if not name.startswith("buffered"):
+            return None
+        _, _, k = name.partition(":")
+        try:
+            return cls(int(k))
+        except ValueError:
+            raise SpecError(f"policy: buffered needs an integer K >= 1 as buffered:K, got {name!r}") from None
+
     def __init__(self, k: int):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise SpecError(f"policy: buffered K must be an integer >= 1, got {k!r}")
+        check("policy: buffered K", k, SpecError, kind=int, low=1)
         self.k = k
         self.name = f"buffered:{k}"
 
@@ -186,26 +209,17 @@ class Buffered(Policy):
         return None
 
 
+POLICIES = (Fifo, Whitelist, Barrier, Buffered)
+POLICY_NAMES = tuple(name for cls in POLICIES for name in cls.names)
+
+
 def make_policy(policy) -> Policy:
-    """A policy from its name (``fifo``, ``whitelist-wait``, ``whitelist-queue``,
-    ``barrier``, ``buffered:K``) or a Policy instance."""
+    """A policy from its name (one of ``POLICY_NAMES``) or a Policy instance."""
     if isinstance(policy, Policy):
         return policy
-    if not isinstance(policy, str):
-        raise SpecError(f"policy: expected a name, got {policy!r}; allowed: {', '.join(POLICY_NAMES)}")
-    if policy == "fifo":
-        return Fifo()
-    if policy in ("whitelist", "whitelist-wait"):
-        return Whitelist("wait")
-    if policy == "whitelist-queue":
-        return Whitelist("queue")
-    if policy == "barrier":
-        return Barrier()
-    if policy.startswith("buffered:") or policy.startswith("buffered"):
-        _, _, k = policy.partition(":")
-        try:
-            k_int = int(k)
-        except ValueError:
-            raise SpecError(f"policy: buffered needs an integer K >= 1 as buffered:K, got {policy!r}") from None
-        return Buffered(k_int)
+    if isinstance(policy, str):
+        for cls in POLICIES:
+            made = cls.from_name(policy)
+            if made is not None:
+                return made
     raise SpecError(f"policy: unknown policy {policy!r}; allowed: {', '.join(POLICY_NAMES)}")

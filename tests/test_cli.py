@@ -139,7 +139,7 @@ def _stalesim(args, **kw):
 
 
 def test_killed_reproduction_resumes_and_matches_an_uninterrupted_one(tmp_path):
-    args = ["reproduce", "synthetic", "--algorithms", "asgd,dcasgd,gsgm", "--seeds", "2", "--updates", "40",
+    args = ["reproduce", "synthetic", "--algorithms", "asgd,dcasgd-a,gsgm", "--seeds", "2", "--updates", "40",
             "--set", "eval_every=20", "--base", "sgd"]
     interrupted, clean = tmp_path / "interrupted", tmp_path / "clean"
     proc = _stalesim(args + ["--out", str(interrupted)])

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from algorithms import (RULES, RuleError, asgd, buffered, dcasgd, gsgm, hinge, inverse, make_rule, polynomial,
+from algorithms import (ALGORITHMS, RuleError, asgd, buffered, dcasgd, gsgm, hinge, inverse, make_rule, polynomial,
                         ssgd, staleness_aware_asgd)
 
 W = jnp.array([1.0, 2.0, 3.0])
@@ -35,7 +35,7 @@ def test_asgd_server_momentum():
 
 
 def test_asgd_per_worker_momentum_keeps_one_state_per_worker():
-    rule = asgd(0.1, momentum=0.9, state_scope="worker")
+    rule = asgd(0.1, momentum=0.9, optimizer_state="worker")
     state = rule.init(W, 2)
     p1, state = step(rule, state, W, G, worker=0)
     p2, state = step(rule, state, p1, G, worker=1)  # worker 1's momentum is fresh: u = g
@@ -93,7 +93,7 @@ def test_dcasgd_without_staleness_is_asgd(adaptive):
 
 
 def test_gsgm_k1_without_momentum_is_asgd():
-    rule, plain = gsgm(0.1, momentum=None, average_window=1), asgd(0.1)
+    rule, plain = gsgm(0.1, momentum=0, k=1), asgd(0.1)
     s1, s2 = rule.init(W, 3), plain.init(W, 3)
     p1 = p2 = W
     rng = np.random.default_rng(0)
@@ -112,7 +112,7 @@ def test_gsgm_k1_without_momentum_is_asgd():
 def test_gsgm_partial_average_hand_computed(k, expected):
     grads = {n: jnp.asarray(v, jnp.float32) for n, v in
              zip("abcde", ([1., 0, 0], [0, 2., 0], [0, 0, 4.], [8., 8, 8], [16., 0, 16]))}
-    rule = gsgm(1.0, momentum=None, average_window=k)
+    rule = gsgm(1.0, momentum=0, k=k)
     state = rule.init(jnp.zeros(3), 3)
     params = jnp.zeros(3)
     for (name, worker), formula in zip(zip("abcde", [0, 1, 0, 2, 1]), expected):
@@ -123,15 +123,28 @@ def test_gsgm_partial_average_hand_computed(k, expected):
 
 
 def test_gsgm_global_momentum():
-    rule = gsgm(0.1, momentum=0.5, average_window=1)
+    # v1 = g, v2 = 0.5 g + g; each step is lr (1 - beta) v, so SGD's step size is kept
+    rule = gsgm(0.1, momentum=0.5, k=1)
     state = rule.init(W, 2)
     p1, state = step(rule, state, W, G, worker=0)
     p2, state = step(rule, state, p1, G, worker=1)
-    np.testing.assert_allclose(p2, W - 0.1 * G - 0.1 * 1.5 * G, rtol=1e-6)
+    np.testing.assert_allclose(p2, W - 0.05 * G - 0.05 * 1.5 * G, rtol=1e-6)
+
+
+def test_gsgm_defaults_are_the_experiments():
+    """The library's defaults are the table's: beta = 0.9 with lr (1 - beta), k = ceil(N / 2)."""
+    rule = gsgm(0.1)
+    state = rule.init(W, 5)
+    assert state.latest_gradients.shape[0] == 5  # k = 3 > 1: the window is kept
+    p1, _ = step(rule, state, W, G, worker=0)
+    np.testing.assert_allclose(p1, W - 0.1 * (1 - 0.9) * G, rtol=1e-6)
+    from algorithms.gsgm import window_size
+    assert [window_size("half", n) for n in (1, 2, 5, 10, 30)] == [1, 1, 3, 5, 15]
+    assert window_size("all", 7) == 7 and window_size(4, 7) == 4
 
 
 def test_gsgm_on_adam_uses_adams_moment_as_global_momentum():
-    rule = gsgm(base=optax.adam(0.01), average_window=1)
+    rule = gsgm(base=optax.adam(0.01), k=1)
     plain = asgd(base=optax.adam(0.01))
     a, _ = step(rule, rule.init(W, 2), W, G)
     b, _ = step(plain, plain.init(W, 2), W, G)
@@ -181,14 +194,16 @@ def test_bad_arguments_name_the_field():
         asgd(0.1, momentum=1.5)
     with pytest.raises(RuleError, match="lam"):
         dcasgd(0.1, lam=-1.0)
-    with pytest.raises(RuleError, match="average_window"):
-        gsgm(0.1, average_window=0)
-    with pytest.raises(RuleError, match="average_window"):
-        gsgm(0.1, average_window=5).init(W, 3)
+    with pytest.raises(RuleError, match="k: "):
+        gsgm(0.1, k=0)
+    with pytest.raises(RuleError, match="k: "):
+        gsgm(0.1, k=5).init(W, 3)
     with pytest.raises(RuleError, match="base"):
         gsgm(0.1, base=optax.adam(0.1))
-    with pytest.raises(RuleError, match="state_scope"):
-        asgd(0.1, state_scope="global")
+    with pytest.raises(RuleError, match="momentum"):
+        gsgm(momentum=0.9, base=optax.adam(0.1))
+    with pytest.raises(RuleError, match="optimizer_state"):
+        asgd(0.1, optimizer_state="global")
     with pytest.raises(RuleError, match="algorithm"):
         make_rule("hogwild", optax.sgd(0.1))
 
@@ -197,7 +212,7 @@ def test_bad_arguments_name_the_field():
 PARAMS = {"w": jnp.ones((3, 2)), "b": jnp.zeros((2,), jnp.float32)}
 
 
-@pytest.mark.parametrize("name", sorted(RULES))
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
 @pytest.mark.parametrize("base_name", ["sgd", "momentum", "adam"])
 def test_conformance(name, base_name):
     base = {"sgd": optax.sgd(0.1), "momentum": optax.sgd(0.1, momentum=0.9), "adam": optax.adam(0.01)}[base_name]

@@ -11,7 +11,9 @@ import pytest
 
 from scenarios.config import ConfigError, ExperimentConfig, parse_assignments, run_key
 from scenarios.data import DataError, load_cifar, load_fmnist, read_idx, synthetic
-from scenarios.experiments import SCENARIOS, expand, metrics_of
+from scenarios.catalogue import SCENARIOS, expand
+from scenarios.results import RunResult
+from scenarios.runner import metrics_of
 from scenarios.partition import PartitionError, class_counts, dirichlet, iid, label_shards
 from scenarios.report import aggregate, markdown_table
 
@@ -55,6 +57,8 @@ def test_fmnist_missing_and_corrupt_files(tmp_path, monkeypatch):
     monkeypatch.delenv("STALESIM_DATA", raising=False)
     monkeypatch.setattr("scenarios.data.DEBIAN_FMNIST", tmp_path / "nowhere")
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        load_fmnist()
+    with pytest.raises(DataError, match="--data-dir .*only the folder given"):
         load_fmnist(tmp_path)
     make_fmnist(tmp_path, compress=False)
     path = tmp_path / "train-images-idx3-ubyte"
@@ -216,21 +220,23 @@ def test_metrics_hand_computed():
 
 
 def _result(algorithm, seed, acc, std, diverged=False):
-    return {"algorithm": algorithm, "base": "sgd", "seed": seed, "axis": None, "axis_value": None,
-            "final_accuracy": None if diverged else acc, "accuracy_std": None if diverged else std,
-            "diverged": diverged, "trace": {"mean_staleness": 9.0, "p95_staleness": 12.0, "sim_time": 5.0}}
+    return RunResult(run=f"{algorithm}-s{seed}", key=f"{algorithm}{seed}", algorithm=algorithm, base="sgd", seed=seed,
+                     policy="fifo", config={}, history=[], final_accuracy=None if diverged else acc,
+                     accuracy_std=None if diverged else std, diverged=diverged,
+                     outcome="diverged" if diverged else "converged",
+                     trace={"mean_staleness": 9.0, "p95_staleness": 12.0, "sim_time": 5.0})
 
 
 def test_table_stability_gain_and_divergence():
     results = [_result("asgd", 0, 0.7, 0.04), _result("asgd", 1, 0.8, 0.06),
                _result("gsgm", 0, 0.8, 0.03), _result("gsgm", 1, 0.8, 0.05),
-               _result("dcasgd", 0, 0, 0, diverged=True), _result("dcasgd", 1, 0, 0, diverged=True)]
+               _result("dcasgd-a", 0, 0, 0, diverged=True), _result("dcasgd-a", 1, 0, 0, diverged=True)]
     rows = {r["algorithm"]: r for r in aggregate(results)}
     assert rows["asgd"]["final_accuracy"][0] == pytest.approx(0.75)
     assert rows["gsgm"]["stability_gain_vs_asgd"] == pytest.approx((0.05 - 0.04) / 0.05)
-    assert rows["dcasgd"]["diverged"] == 2
+    assert rows["dcasgd-a"]["diverged"] == 2
     md = markdown_table(aggregate(results))
-    assert "| dcasgd | sgd | diverged | diverged |" in md
+    assert "| DC-ASGD-a | sgd | — | — | — | 0/2, 2 diverged |" in md
     assert "+20%" in md
 
 
@@ -238,3 +244,18 @@ def test_synthetic_dataset_is_deterministic():
     a, b = synthetic(seed=3), synthetic(seed=3)
     np.testing.assert_array_equal(a.x_train, b.x_train)
     assert a.x_train.shape == (2000, 32) and a.num_classes == 10
+
+
+def test_explicit_data_dir_is_the_only_place_looked(tmp_path, monkeypatch):
+    """An explicit --data-dir never falls back to $STALESIM_DATA or Debian's folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    make_fmnist(elsewhere)
+    monkeypatch.setenv("STALESIM_DATA", str(elsewhere))
+    monkeypatch.setattr("scenarios.data.DEBIAN_FMNIST", elsewhere)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, tmp_path / "missing"):
+        with pytest.raises(DataError, match=f"--data-dir {folder}"):
+            load_fmnist(folder)
+    assert load_fmnist().files[0].parent == elsewhere  # without --data-dir, $STALESIM_DATA is searched

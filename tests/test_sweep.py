@@ -66,7 +66,7 @@ def test_local_sweep_reuses_traces_resumes_and_reports(mini, tmp_path):
     lines = []
     again = run_sweep(sweep, out, backend="local", jobs=1, log=lines.append)
     assert "4 already finished, 0 to do" in lines[0]
-    assert [r["key"] for r in again] == [r["key"] for r in results]
+    assert [r.key for r in again] == [r.key for r in results]
     rows = list(csv.DictReader(io.StringIO(tidy_csv(tidy_rows(results, sweep)))))
     assert len(rows) == 4 and {"workers", "algorithm", "mean_staleness", "accuracy_std", "time_to_target"} <= set(
         rows[0])

@@ -1,0 +1,74 @@
+"""What an algorithm declares about itself: ``Algorithm``, its ``Hyperparameter``s, and the ``Base`` it runs on.
+
+Each rule file ends with a tuple ``ALGORITHMS`` of these; ``algorithms.registry``
+collects them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, NamedTuple, Optional, Union
+
+import optax
+
+from .base import Rule, RuleError
+from .checks import Spec
+
+
+class Hyperparameter(NamedTuple):
+    """A configuration field an algorithm reads: ``--set NAME=VALUE``."""
+
+    name: str  # the configuration field, e.g. "gsgm_k"
+    default: object
+    meaning: str  # one line, for docs/configuration.md and --help
+    spec: Spec  # what it allows
+
+
+class Base(NamedTuple):
+    """A base optimizer by name, with the configured learning rate and momentum."""
+
+    name: str  # one of BASES
+    learning_rate: float
+    momentum: float = 0.9
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """``sgd``: ``optax.sgd(lr)``; ``momentum``: ``optax.sgd(lr, momentum)`` (heavy ball,
+        ``v = beta * v + g; w = w - lr * v``); ``adam``: ``optax.adam(lr)``."""
+        if self.name == "sgd":
+            return optax.sgd(self.learning_rate)
+        if self.name == "momentum":
+            return optax.sgd(self.learning_rate, self.momentum)
+        if self.name == "adam":
+            return optax.adam(self.learning_rate)
+        raise RuleError(f"base: must be one of {', '.join(BASES)}, got {self.name!r}")
+
+
+BASES = ("sgd", "momentum", "adam")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """An algorithm as stalesim's experiments see it.
+
+    ``build(base, workers, **hyperparameters) -> Rule``, where ``base`` is a ``Base`` and
+    the keywords are the declared hyperparameters' configured values. ``policy`` is the
+    default server policy, or a function of the hyperparameters' values (GSGM's
+    scheduling can be switched off; FedBuff's buffer size is its policy's K).
+    """
+
+    name: str
+    display: str
+    build: Callable[..., Rule]
+    policy: Union[str, Callable[[Mapping], str]] = "fifo"
+    hyperparameters: tuple = ()
+    paper: str = ""
+    summary: str = ""
+    aliases: tuple = ()
+    reference: Optional[str] = field(default=None, compare=False)  # module:function of a user's rule
+
+    def policy_for(self, values: Mapping) -> str:
+        return self.policy(values) if callable(self.policy) else self.policy
+
+    def rule(self, base: Base, workers: int, values: Mapping) -> Rule:
+        """The rule on ``base`` with the hyperparameters' values taken from ``values``."""
+        return self.build(base, workers, **{h.name: values[h.name] for h in self.hyperparameters})

@@ -1,0 +1,304 @@
+"""The runner: carry out runs (simulate or reuse the trace, replay it with the rule), skip finished ones.
+
+Every command that runs experiments (``run``, ``reproduce``, ``sweep``) goes through
+``run_many``: it skips runs already finished in the output folder (same key), carries
+out the rest in this process, a local process pool (``jobs``) or on Ray, and writes
+each result as it arrives. The numbers do not depend on where a run was carried out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from algorithms import Base, registry
+
+from .catalogue import RunSpec
+from .config import ConfigError
+from .progress import Progress
+from .results import RunResult, load_result, write_result
+from .workload import workload
+
+BACKENDS = ("local", "ray")
+
+
+def node_speeds(cfg, num_classes: int, seed: int) -> tuple[float, ...]:
+    """Each node's speed factor, log-spaced over ``cfg.spread``, assigned by ``cfg.speed_assignment``:
+
+    - ``index``: node w gets the w-th speed (slowest first);
+    - ``class``: nodes holding the same classes (label shards: node w holds classes
+      ``(w*c + j) mod K``) share a speed, log-spaced over the distinct class sets in order,
+      so the per-class update imbalance stays the same as nodes are added;
+    - ``random``: the ``index`` speeds permuted with the run's seed.
+    """
+    from sim import straggler_speeds
+
+    if cfg.speed_assignment == "class":
+        c = cfg.classes_per_worker
+        sets = [frozenset((w * c + j) % num_classes for j in range(c)) for w in range(cfg.workers)]
+        groups = list(dict.fromkeys(sets))
+        speeds = straggler_speeds(len(groups), cfg.spread)
+        return tuple(speeds[groups.index(s)] for s in sets)
+    speeds = straggler_speeds(cfg.workers, cfg.spread)
+    if cfg.speed_assignment == "random":
+        order = np.random.default_rng([seed, 7]).permutation(cfg.workers)
+        return tuple(speeds[i] for i in order)
+    return speeds
+
+
+def cluster_spec(cfg, num_classes: int = 10, seed: int = 0, model_bytes: float = 0.0):
+    """The simulated cluster; ``model_bytes`` (the parameters' size) matters only with a bandwidth."""
+    from sim import ClusterSpec, ComputeModel, network
+
+    net = network(cfg.latency, cfg.bandwidth, model_bytes if cfg.bandwidth > 0 else 0.0, cfg.jitter)
+    return ClusterSpec(num_workers=cfg.workers, compute=ComputeModel(cfg.compute, 1.0, cfg.compute_sigma),
+                       speeds=node_speeds(cfg, num_classes, seed), push=net, pull=net)
+
+
+def policy_for(algorithm: str, cfg) -> str:
+    """The server policy the algorithm runs under, with this configuration."""
+    return registry.get(algorithm).policy_for(cfg.to_dict())
+
+
+def rule_for(algorithm: str, base: str, cfg):
+    """The server rule of ``algorithm`` on the base optimizer ``base`` with this configuration."""
+    return registry.get(algorithm).rule(Base(base, cfg.learning_rate(base), cfg.momentum), cfg.workers,
+                                        cfg.to_dict())
+
+
+def trace_for(cfg, algorithm: str, seed: int, cache_dir: Optional[Path], num_classes: int = 10,
+              model_bytes: float = 0.0):
+    """The run's trace: simulated once per (cluster, policy, updates, seed), cached on disk."""
+    from sim import Trace, TraceError, simulate
+
+    spec = cluster_spec(cfg, num_classes, seed, model_bytes)
+    policy = policy_for(algorithm, cfg)
+    key = hashlib.sha256(json.dumps({"spec": spec.to_dict(), "policy": policy, "updates": cfg.updates,
+                                     "seed": seed}, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir / f"{policy.replace(':', '')}-{key}.npz" if cache_dir else None
+    if path is not None and path.is_file():
+        try:
+            return Trace.load(path)
+        except TraceError:
+            pass  # a damaged cache entry is simulated again
+    trace = simulate(spec, policy=policy, num_updates=cfg.updates, seed=seed)
+    if path is not None:
+        trace.save(path)
+    return trace
+
+
+def metrics_of(history, cfg, num_classes: int = 10) -> dict:
+    """Final accuracy, stability (std of accuracy over the second half), and the outcome:
+
+    - ``diverged``: the loss or accuracy became NaN or inf;
+    - ``failed``: finite but not learning: the final accuracy is within ``failed_margin``
+      of chance (1 / classes), or the final loss is at least ``failed_loss_ratio`` times
+      the initial loss;
+    - ``converged``: otherwise.
+    """
+    acc, upd, loss = np.asarray(history.accuracy), np.asarray(history.update), np.asarray(history.loss)
+    if history.diverged:
+        return {"final_accuracy": None, "accuracy_std": None, "diverged": True, "outcome": "diverged",
+                "diverged_at": int(history.diverged_at)}
+    second_half = (upd >= cfg.updates / 2) & (upd > 0)
+    final_accuracy = float(np.mean(acc[-cfg.final_evals:]))
+    final_loss = float(np.mean(loss[-cfg.final_evals:]))
+    failed = (final_accuracy <= 1.0 / num_classes + cfg.failed_margin
+              or final_loss >= cfg.failed_loss_ratio * float(loss[0]))
+    return {"final_accuracy": final_accuracy,
+            "accuracy_std": float(np.std(acc[second_half])) if second_half.any() else 0.0,
+            "final_loss": final_loss, "diverged": False, "diverged_at": None,
+            "outcome": "failed" if failed else "converged"}
+
+
+def resolve_mode(cfg) -> str:
+    """``auto``: lax.scan for the MLP, a loop of jitted ops for conv nets (measured, see benchmarks/)."""
+    if cfg.mode != "auto":
+        return cfg.mode
+    return "scan" if cfg.model == "mlp" else "loop"
+
+
+def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> RunResult:
+    """Carry out one run and return its result (not yet written)."""
+    import jax
+
+    from algorithms import replay
+    from sim import summarize
+
+    from .data import provenance
+    from .workload import dataset
+
+    cfg = run.config
+    wl = workload(cfg, data_dir)
+    files = provenance(dataset(cfg.dataset, data_dir).files)
+    params0 = wl.model.init(jax.random.PRNGKey(run.seed))
+    model_bytes = float(sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params0)))
+    trace = trace_for(cfg, run.algorithm, run.seed, trace_dir, wl.num_classes, model_bytes)
+    rule = rule_for(run.algorithm, run.base, cfg)
+    started = time.perf_counter()
+    history = replay(trace, rule, wl.problem(params0, run.split), eval_every=cfg.eval_every, seed=run.seed,
+                     mode=resolve_mode(cfg))
+    wall = time.perf_counter() - started
+    summary = summarize(trace)
+    summary.pop("idle_time_per_worker", None)
+    metrics = metrics_of(history, cfg, wl.num_classes)
+    return RunResult(
+        run=run.label, key=run.key, algorithm=run.algorithm, base=run.base, seed=run.seed,
+        axis=run.axis, axis_value=getattr(cfg, run.axis) if run.axis else None,
+        policy=policy_for(run.algorithm, cfg), config=cfg.to_dict(), split=run.split, tuned=dict(run.tuned),
+        **metrics,
+        updates_replayed=history.updates_replayed, wall_time=wall,
+        updates_per_second=history.updates_replayed / wall if wall > 0 else None,
+        history=history.to_records(), trace=summary, versions=versions(),
+        provenance={"data": {"dataset": cfg.dataset, "files": files}, "machine": machine()})
+
+
+_VERSIONS: dict = {}
+
+
+def versions() -> dict:
+    """The versions that made a result: Python, the libraries, stalesim and its git commit."""
+    if not _VERSIONS:
+        import platform
+        import subprocess
+        from importlib.metadata import PackageNotFoundError, version
+
+        import jax
+        import jaxlib
+        import optax
+        import simpy
+
+        try:
+            stalesim = version("stalesim")
+        except PackageNotFoundError:
+            stalesim = None
+        root = Path(__file__).resolve().parent.parent
+        commit = None
+        if (root / ".git").exists():
+            try:
+                head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                      timeout=10)
+                dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                       capture_output=True, text=True, timeout=10)
+                if head.returncode == 0:
+                    commit = head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+            except (OSError, subprocess.SubprocessError):
+                commit = None
+        _VERSIONS.update(python=platform.python_version(), jax=jax.__version__, jaxlib=jaxlib.__version__,
+                         numpy=np.__version__, simpy=simpy.__version__, optax=optax.__version__, stalesim=stalesim,
+                         git_commit=commit)
+    return dict(_VERSIONS)
+
+
+def machine() -> dict:
+    """The platform and the JAX device the numbers were computed on."""
+    import platform
+
+    import jax
+
+    device = jax.devices()[0]
+    return {"platform": platform.platform(), "processor": platform.machine(), "jax_backend": jax.default_backend(),
+            "jax_device": f"{device.platform}:{getattr(device, 'device_kind', '')}"}
+
+
+# ------------------------------------------------------------------ many runs
+def pending(runs: list[RunSpec], out: Path, force: bool) -> tuple[dict, list[RunSpec]]:
+    """Runs already finished in ``out`` (by key) and the runs still to do."""
+    done, todo = {}, []
+    for run in runs:
+        existing = None if force else load_result(out / "runs" / run.dirname / "result.json")
+        if existing is not None and existing.key == run.key:
+            done[run.key] = existing
+        else:
+            todo.append(run)
+    return done, todo
+
+
+def _order_for_trace_reuse(runs: list[RunSpec]) -> list[RunSpec]:
+    """Runs sharing a cluster shape and seed next to each other, so the first simulates
+    the trace and the others find it in the cache."""
+    return sorted(runs, key=lambda r: (r.seed, sorted(r.config.to_dict().items()), r.algorithm, r.base))
+
+
+def _task(run: RunSpec, data_dir, trace_dir) -> RunResult:
+    """What a worker process does: one run, its result returned (the caller writes it)."""
+    return execute(run, data_dir=data_dir, trace_dir=Path(trace_dir) if trace_dir else None)
+
+
+def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = False, jobs: int = 1,
+             backend: str = "local", address: Optional[str] = None, log=print,
+             invocation: Optional[dict] = None) -> list[RunResult]:
+    """Carry out every run not already finished in ``out``; results in the order of ``runs``.
+
+    ``invocation`` (the command line and the overrides) is recorded in each result's
+    provenance."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    done, todo = pending(runs, out, force)
+    where = f"{jobs} processes" if backend == "local" and jobs > 1 else ("ray" if backend == "ray" else "in process")
+    log(f"{len(runs)} runs, {len(done)} already finished, {len(todo)} to do ({where})")
+    progress = Progress(len(runs), log)
+    for run in runs:
+        if run.key in done:
+            progress.kept(run.label)
+    results = dict(done)
+    trace_dir = str(out / "traces")
+
+    def finished(run: RunSpec, result: RunResult):
+        if invocation:
+            result.provenance["invocation"] = invocation
+        write_result(out / "runs" / run.dirname, result)
+        results[run.key] = result
+        progress.finished(result)
+
+    if todo:
+        if backend == "ray":
+            _run_ray(todo, address, data_dir, trace_dir, finished)
+        else:
+            _run_local(_order_for_trace_reuse(todo) if jobs > 1 else todo, jobs, data_dir, trace_dir, finished)
+    return [results[r.key] for r in runs]
+
+
+def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    jobs = max(1, min(jobs, len(todo)))
+    if jobs == 1:
+        for run in todo:
+            finished(run, _task(run, data_dir, trace_dir))
+        return
+    # JAX must not be forked once initialised: spawn fresh worker processes
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_task, run, data_dir, trace_dir): run for run in todo}
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
+
+
+def _run_ray(todo, address, data_dir, trace_dir, finished: Callable) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--backend ray: Ray is not installed; install it with "
+                          "pip install 'stalesim[ray]' (or pip install ray)") from None
+    started_here = not ray.is_initialized()
+    # stalesim is made for offline machines: no usage report unless the user asks for one
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(_task)
+        refs = {task.remote(run, data_dir, trace_dir): run for run in todo}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                finished(refs.pop(ref), ray.get(ref))
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,231 @@
+"""Tuning on seeds that are never reported: each cell's candidates run on tuning seeds, scored on validation.
+
+A *cell* is one (configuration at an axis value, algorithm, base) of an experiment's
+grid. ``--tune FIELD=V1,V2,...`` gives each cell its candidates; every candidate runs
+on the tuning seeds (``TUNING_SEED + i``, disjoint from the reported seeds
+``0 .. seeds-1``), evaluated on the validation split held out of the training set
+(never on the test set). The winner has the highest mean, over the tuning seeds, of its
+final validation accuracy (the mean of the last ``final_evals`` evaluations); a
+candidate with a failed or diverged tuning run cannot win. The reported seeds then run
+at the winner, and their result.json records it as ``"tuned"``.
+
+``lr`` stands for the cell's own base learning rate (``lr_sgd``, ``lr_momentum`` or
+``lr_adam``), and a value ``xF`` is F times the configured value, so one grid serves
+every base: ``--tune lr=x0.1,x0.3,x1,x3,x10``.
+
+Tuning runs are runs like any other (keyed, resumable, under ``DIR/runs``); every
+candidate is one row of ``DIR/tuning.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from algorithms import registry
+
+from .catalogue import RunSpec
+from .config import FIELDS, ConfigError
+
+TUNING_SEED = 1000  # tuning seeds are 1000, 1001, ...: never a reported seed
+TUNING_COLUMNS = ("algorithm", "base", "axis", "axis_value", "field", "value", "tuning_seed", "validation_accuracy",
+                  "outcome", "chosen")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """``--tune FIELD=V1,V2,...``: a field (or ``lr``) and its candidate values (``xF`` = F times the configured)."""
+
+    field: str
+    values: tuple
+
+    def resolve(self, config, base: str, algorithm: str) -> Optional[tuple[str, list]]:
+        """The configuration field and values this grid means for a cell, or None when the
+        cell does not read the field (another base's learning rate, another algorithm's
+        hyperparameter)."""
+        name = f"lr_{base}" if self.field == "lr" else self.field
+        if name.startswith("lr_") and name != f"lr_{base}":
+            return None
+        declared = {h.name for a in registry.ALGORITHMS.values() for h in a.hyperparameters}
+        if name in declared and name not in {h.name for h in registry.get(algorithm).hyperparameters}:
+            return None
+        spec = FIELDS[name].spec
+        values = []
+        for v in self.values:
+            if isinstance(v, str) and v.startswith("x"):
+                value = spec.check(f"--tune {self.field}", float(v[1:]) * getattr(config, name), ConfigError)
+            else:
+                value = spec.parse(f"--tune {self.field}", v, ConfigError) if isinstance(v, str) else \
+                    spec.check(f"--tune {self.field}", v, ConfigError)
+            values.append(value)
+        return name, values
+
+
+def parse_tune(items, option: str = "--tune") -> tuple[Grid, ...]:
+    """``["lr=x0.1,x1,x10", "gsgm_k=1,5"]`` -> grids; one error line for a bad one."""
+    grids = []
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        if not sep or not name or not values:
+            raise ConfigError(f"{option}: expected FIELD=V1,V2,..., got {item!r}")
+        grids.append(_checked(option, name, values))
+    if len({g.field for g in grids}) != len(grids):
+        raise ConfigError(f"{option}: each field at most once")
+    return tuple(grids)
+
+
+def grids_from_table(table: dict, option: str = "sweep tune") -> tuple[Grid, ...]:
+    """A sweep file's ``[tune]`` table: ``lr = ["x0.1", "x1", "x10"]``."""
+    grids = []
+    for name, values in table.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{option}.{name}: must be a non-empty list of values")
+        grids.append(_checked(f"{option}.{name}", name, tuple(str(v) if isinstance(v, str) else v for v in values)))
+    return tuple(grids)
+
+
+def _checked(option, name, values) -> Grid:
+    if name != "lr" and name not in FIELDS:
+        raise ConfigError(f"{option}: unknown field {name!r}; allowed: lr (the base's learning rate) or any "
+                          "configuration field (docs/configuration.md)")
+    for v in values:
+        if isinstance(v, str) and v.startswith("x"):
+            try:
+                factor = float(v[1:])
+            except ValueError:
+                raise ConfigError(f"{option}: {v!r} is not a factor like x0.3") from None
+            if not factor > 0 or factor == float("inf"):
+                raise ConfigError(f"{option}: a factor must be a finite number > 0, got {v!r}")
+    grid = Grid(name, values)
+    # check the values against the field now, before any work
+    probe = FIELDS["lr_sgd" if name == "lr" else name].spec
+    for v in values:
+        if not (isinstance(v, str) and v.startswith("x")):
+            probe.parse(option, v, ConfigError) if isinstance(v, str) else probe.check(option, v, ConfigError)
+    return grid
+
+
+def cell_of(run: RunSpec) -> tuple:
+    return (run.config, run.algorithm, run.base, run.axis)
+
+
+def candidates(run: RunSpec, grids) -> list[tuple]:
+    """Every candidate of a cell: tuples of (field, value) pairs, in grid order."""
+    axes = [g.resolve(run.config, run.base, run.algorithm) for g in grids]
+    axes = [a for a in axes if a is not None]
+    return [tuple(zip([name for name, _ in axes], combo)) for combo in itertools.product(*(v for _, v in axes))]
+
+
+def tuning_runs(reported: list[RunSpec], grids, tuning_seeds: int) -> dict[tuple, list[tuple[tuple, RunSpec]]]:
+    """Per cell: every (candidate, tuning run)."""
+    plan: dict[tuple, list] = {}
+    for run in reported:
+        cell = cell_of(run)
+        if cell in plan:
+            continue
+        plan[cell] = [(cand, RunSpec(replace(run.config, **dict(cand)).validate(), run.algorithm, run.base,
+                                     TUNING_SEED + i, run.axis, split="validation", tuned=cand))
+                      for cand in candidates(run, grids) for i in range(tuning_seeds)]
+    return plan
+
+
+def choose(entries: list[tuple[tuple, object]]) -> Optional[tuple]:
+    """The winning candidate of one cell from its (candidate, result) pairs, or None if
+    every candidate had a failed or diverged tuning run."""
+    scores: dict[tuple, list] = {}
+    for cand, result in entries:
+        scores.setdefault(cand, []).append(result)
+    best, best_score = None, -np.inf
+    for cand, results in scores.items():  # grid order: the first of equals wins
+        if any(r.outcome != "converged" for r in results):
+            continue
+        score = float(np.mean([r.final_accuracy for r in results]))
+        if score > best_score:
+            best, best_score = cand, score
+    return best
+
+
+def apply(reported: list[RunSpec], chosen: dict[tuple, Optional[tuple]]) -> list[RunSpec]:
+    """The reported runs at their cell's chosen values (unchanged where nothing was chosen)."""
+    out = []
+    for run in reported:
+        cand = chosen.get(cell_of(run))
+        if cand:
+            run = replace(run, config=replace(run.config, **dict(cand)).validate(), tuned=cand)
+        out.append(run)
+    return out
+
+
+def tuning_csv(plan, results: dict, chosen: dict) -> str:
+    """One row per candidate value and tuning seed."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(TUNING_COLUMNS)
+    for cell, entries in plan.items():
+        _, algorithm, base, axis = cell
+        for cand, run in entries:
+            r = results[run.key]
+            for name, value in cand:
+                writer.writerow([algorithm, base, axis or "", getattr(run.config, axis) if axis else "", name, value,
+                                 run.seed, "" if r.final_accuracy is None else r.final_accuracy, r.outcome,
+                                 cand == chosen.get(cell)])
+    return buf.getvalue()
+
+
+def read_chosen(path: Path) -> dict[tuple, tuple]:
+    """From a tuning.csv: (algorithm, base, axis value as text) -> chosen ((field, value), ...)."""
+    rows = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    chosen: dict[tuple, dict] = {}
+    for row in csv.DictReader(rows):
+        if row["chosen"] == "True":
+            spec = FIELDS[row["field"]].spec
+            chosen.setdefault((row["algorithm"], row["base"], row["axis_value"]), {})[row["field"]] = \
+                spec.parse(row["field"], row["value"], ConfigError)
+    return {k: tuple(sorted(v.items())) for k, v in chosen.items()}
+
+
+def apply_shipped(reported: list[RunSpec], shipped: dict[tuple, tuple]) -> list[RunSpec]:
+    """The reported runs at the values a committed tuning run chose (``read_chosen``)."""
+    chosen = {}
+    for run in reported:
+        axis_value = str(getattr(run.config, run.axis)) if run.axis else ""
+        cand = shipped.get((run.algorithm, run.base, axis_value))
+        if cand:
+            chosen[cell_of(run)] = cand
+    return apply(reported, chosen)
+
+
+def run_protocol(reported: list[RunSpec], out: Path, *, grids=(), tuning_seeds: int = 2,
+                 shipped: Optional[Path] = None, log=print, **options) -> list:
+    """Tune (when ``grids`` are given) or apply the shipped tuned values, then carry out the
+    reported runs; ``options`` go to ``runner.run_many``. Returns the reported results."""
+    from .results import write_text_atomic
+    from .runner import run_many
+
+    if grids:
+        plan = tuning_runs(reported, grids, tuning_seeds)
+        tuning = [run for entries in plan.values() for _, run in entries]
+        log(f"tuning: {len(plan)} cells x {len(tuning) // max(1, len(plan))} candidate runs "
+            f"on tuning seeds {TUNING_SEED}..{TUNING_SEED + tuning_seeds - 1}, scored on validation")
+        results = {r.key: r for r in run_many(tuning, out, log=log, **options)}
+        chosen = {cell: choose([(cand, results[run.key]) for cand, run in entries]) for cell, entries in plan.items()}
+        write_text_atomic(out / "tuning.csv", tuning_csv(plan, results, chosen))
+        for (cfg, algorithm, base, axis), cand in chosen.items():
+            where = f" at {axis}={getattr(cfg, axis)}" if axis else ""
+            log(f"tuned {algorithm} on {base}{where}: " + (", ".join(f"{k}={v:g}" if isinstance(v, float) else
+                                                                     f"{k}={v}" for k, v in cand)
+                                                           if cand else "no candidate converged; configured value kept"))
+        reported = apply(reported, chosen)
+    elif shipped is not None and shipped.is_file():
+        log(f"using the tuned values of {shipped.name} (shipped; --tune redoes the tuning)")
+        reported = apply_shipped(reported, read_chosen(shipped))
+    log("reported runs:")
+    return run_many(reported, out, log=log, **options)
