@@ -108,12 +108,12 @@ def reference_steps_per_second(model, loss_fn, batch_fn, data, steps: int, repea
 def replay_updates_per_second(trace, rule, model, loss_fn, batch_fn, data, mode, repeats) -> float:
     import jax
 
-    from algorithms import replay
+    from algorithms import Problem, replay
 
     rates = []
     for _ in range(repeats + 1):  # the first call compiles
-        h = replay(trace, rule, loss_fn, model.init(jax.random.PRNGKey(0)), batch_fn, _no_eval, 10**9, 0,
-                   data=data, mode=mode)
+        problem = Problem(loss_fn, batch_fn, _no_eval, data, model.init(jax.random.PRNGKey(0)))
+        h = replay(trace, rule, problem, eval_every=10**9, seed=0, mode=mode)
         rates.append(h.updates_replayed / h.wall_time)
     return statistics.median(rates[1:])
 
@@ -173,7 +173,7 @@ def bench_trace(quick, report):
 def bench_seeds(quick, report):
     import jax
 
-    from algorithms import replay, replay_seeds
+    from algorithms import Problem, replay_seeds
 
     r = 8
     for model_name, updates in (("mlp", 50 if quick else 1500), ("cnn", 4 if quick else 60)):
@@ -183,14 +183,14 @@ def bench_seeds(quick, report):
         rule = _rule("asgd")
         params = [model.init(jax.random.PRNGKey(s)) for s in range(r)]
         stacked = jax.tree_util.tree_map(lambda *x: jax.numpy.stack(x), *params)
+        problem = Problem(loss_fn, batch_fn, _no_eval, data, stacked)
         loops, vmaps = [], []
         for _ in range(1 if quick else 3):
             for vmap, store in ((True, vmaps), (False, loops)):
-                replay_seeds(trace, rule, loss_fn, stacked, batch_fn, _no_eval, 10**9, range(r), data=data,
-                             vmap=vmap, mode=mode)  # compile / warm
+                replay_seeds(trace, rule, problem, eval_every=10**9, seeds=range(r), vmap=vmap,
+                             mode=mode)  # compile / warm
                 t = time.perf_counter()
-                hs = replay_seeds(trace, rule, loss_fn, stacked, batch_fn, _no_eval, 10**9, range(r), data=data,
-                                  vmap=vmap, mode=mode)
+                hs = replay_seeds(trace, rule, problem, eval_every=10**9, seeds=range(r), vmap=vmap, mode=mode)
                 store.append(sum(h.updates_replayed for h in hs) / (time.perf_counter() - t))
         v, lp = statistics.median(vmaps), statistics.median(loops)
         target = TARGETS["seeds_mlp"] if model_name == "mlp" else None
@@ -215,7 +215,7 @@ _MEMORY_CHILD = r"""
 import json, sys
 import jax, numpy as np
 from benchmarks.__main__ import _setup, _trace, _rule, _no_eval, peak_rss
-from algorithms import replay
+from algorithms import Problem, replay
 workers, updates = int(sys.argv[1]), int(sys.argv[2])
 base = peak_rss()
 model, loss_fn, batch_fn, data, _ = _setup("mlp", workers)
@@ -224,7 +224,7 @@ params = model.init(jax.random.PRNGKey(0))
 param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
 data_bytes = sum(x.size * x.dtype.itemsize for x in data)
 before = peak_rss()
-replay(trace, _rule("gsgm"), loss_fn, params, batch_fn, _no_eval, 10**9, 0, data=data, mode="scan")
+replay(trace, _rule("gsgm"), Problem(loss_fn, batch_fn, _no_eval, data, params), eval_every=10**9, mode="scan")
 peak = peak_rss()
 print(json.dumps({"base": base, "before": before, "peak": peak, "param_bytes": param_bytes,
                   "data_bytes": data_bytes}))

@@ -11,10 +11,10 @@ from .cluster import (COMPUTE_KINDS, ClusterSpec, ComputeModel, FailureModel, Ne
 from .policies import POLICY_NAMES, Barrier, Buffered, Fifo, Policy, Whitelist, make_policy
 from .simulate import Server, simulate, worker_process
 from .stats import format_summary, idle_time, staleness_histogram, summarize
-from .trace import APPLY, KIND_NAMES, PULL, PUSH, Trace, TraceError
+from .trace import APPLY, PULL, PUSH, Trace, TraceError
 
 __all__ = [
-    "APPLY", "COMPUTE_KINDS", "KIND_NAMES", "POLICY_NAMES", "PULL", "PUSH", "Barrier", "Buffered",
+    "APPLY", "COMPUTE_KINDS", "POLICY_NAMES", "PULL", "PUSH", "Barrier", "Buffered",
     "ClusterSpec", "ComputeModel", "FailureModel", "Fifo", "NetworkModel", "Policy", "Server",
     "SpecError", "Trace", "TraceError", "Whitelist", "as_durations", "format_summary", "idle_time",
     "make_policy", "network", "simulate", "staleness_histogram", "straggler_speeds", "summarize",

@@ -9,7 +9,9 @@ Three kinds of event, each one row:
   ``version`` is the server version just before.
 
 A trace depends on timing only, never on gradient values, so it can be replayed with
-any server rule (``algorithms.replay``).
+any server rule (``algorithms.replay``). The event kinds, and the walk that works out
+each applied gradient's read version, are the trace contract in ``algorithms.events``
+(pure Python and numpy: importing it does not import JAX).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-PULL, PUSH, APPLY = 0, 1, 2
-KIND_NAMES = ("pull", "push", "apply")
+from algorithms.events import APPLY, PULL, PUSH, EventLog  # noqa: F401 - the kinds, for sim
+
 FORMAT = "stalesim-trace"
 FORMAT_VERSION = 1
 _ARRAYS = ("kind", "worker", "slot", "time", "version")
@@ -65,11 +67,6 @@ class Trace:
         return len(self.kind)
 
     @property
-    def apply_index(self) -> np.ndarray:
-        """Row of every APPLY event, in apply order."""
-        return np.flatnonzero(self.kind == APPLY)
-
-    @property
     def num_updates(self) -> int:
         """Number of applied gradients."""
         return int(np.count_nonzero(self.kind == APPLY))
@@ -87,20 +84,7 @@ class Trace:
     @property
     def read_version(self) -> np.ndarray:
         """For each applied gradient, the server version its worker had read."""
-        read_now = np.zeros(self.num_workers, dtype=np.int64)
-        slot_read = np.zeros(max(self.num_slots, 1), dtype=np.int64)
-        out = np.empty(self.num_updates, dtype=np.int64)
-        i = 0
-        for k, w, s, v in zip(self.kind.tolist(), self.worker.tolist(), self.slot.tolist(),
-                              self.version.tolist()):
-            if k == PULL:
-                read_now[w] = v
-            elif k == PUSH:
-                slot_read[s] = read_now[w]
-            else:
-                out[i] = slot_read[s]
-                i += 1
-        return out
+        return np.asarray(EventLog(self).walk.read, dtype=np.int64)[self.kind == APPLY]
 
     @property
     def staleness(self) -> np.ndarray:

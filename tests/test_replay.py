@@ -6,22 +6,24 @@ import numpy as np
 import optax
 import pytest
 
-import importlib
+import subprocess
+import sys
+
 import sim
 from algorithms import ReplayError, asgd, compile_schedule, dcasgd, gsgm, replay, replay_seeds, ssgd
+from algorithms.schedule import choose_storage, ring_size
 from sim import ClusterSpec, ComputeModel, FailureModel, simulate
 
 import toy
 
-replay_module = importlib.import_module("algorithms.replay")
 DATA = toy.make_data()
 EVAL = toy.make_eval(DATA)
+PROBLEM = toy.problem(DATA, EVAL)
 
 
 def run(trace, rule, seed=0, **kw):
     kw.setdefault("eval_every", 10)
-    return replay(trace, rule, toy.loss_fn, toy.init_params(), toy.batch_fn, EVAL, seed=seed, data=DATA,
-                  keep_params=True, **kw)
+    return replay(trace, rule, PROBLEM, seed=seed, keep_params=True, **kw)
 
 
 def assert_trees_equal(a, b):
@@ -50,8 +52,20 @@ def sequential_sgd(lr, steps, seed=0, worker=0):
     return params
 
 
-def test_event_kinds_agree_with_sim():
-    assert (replay_module.PULL, replay_module.PUSH, replay_module.APPLY) == (sim.PULL, sim.PUSH, sim.APPLY)
+def _modules_after(statement):
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+
+
+def test_sim_does_not_import_jax():
+    assert "jax" not in _modules_after("import sim")
+
+
+def test_algorithms_does_not_import_sim():
+    modules = _modules_after("import algorithms; from algorithms import *; "
+                             "import algorithms.engine, algorithms.events, algorithms.history, algorithms.replaying, "
+                             "algorithms.schedule")
+    assert "jax" in modules and not any(m == "sim" or m.startswith("sim.") for m in modules)
 
 
 @pytest.mark.parametrize("mode", ["loop", "scan"])
@@ -102,10 +116,24 @@ def test_queue_policy_needs_slots_fifo_does_not():
     assert compile_schedule(simulate(spec, "whitelist-queue", 100, seed=0)).needs_slots
 
 
-def test_schedule_staleness_matches_trace():
+def staleness_oracle(trace):
+    """Written apart from ``algorithms.events.walk``: each worker's read version, carried to its slot."""
+    read_now, slot_read, out = {}, {}, []
+    for k, w, s, v in zip(trace.kind.tolist(), trace.worker.tolist(), trace.slot.tolist(), trace.version.tolist()):
+        if k == sim.PULL:
+            read_now[w] = v
+        elif k == sim.PUSH:
+            slot_read[s] = read_now[w]
+        else:
+            out.append(v - slot_read[s])
+    return out
+
+
+@pytest.mark.parametrize("storage", ["snapshots", "ring"])
+def test_schedule_staleness_matches_trace(storage):
     trace = simulate(ClusterSpec(num_workers=5, compute=ComputeModel("lognormal")), "whitelist-queue", 300, seed=4)
-    schedule = compile_schedule(trace)
-    np.testing.assert_array_equal(schedule.staleness, trace.staleness)
+    schedule = compile_schedule(trace, storage)
+    assert schedule.staleness.tolist() == trace.staleness.tolist() == staleness_oracle(trace)
     np.testing.assert_array_equal(schedule.applied_worker, trace.applied_worker)
 
 
@@ -144,10 +172,10 @@ def test_multi_seed_call_equals_single_seed_calls(vmap):
     rule = asgd(0.2)
     seeds = [0, 1, 2]
     params0 = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[toy.init_params(s) for s in seeds])
-    many = replay_seeds(trace, rule, toy.loss_fn, params0, toy.batch_fn, EVAL, 20, seeds, data=DATA, vmap=vmap,
+    many = replay_seeds(trace, rule, toy.problem(DATA, EVAL, params0), eval_every=20, seeds=seeds, vmap=vmap,
                         keep_params=True)
     for s, h in zip(seeds, many):
-        one = replay(trace, rule, toy.loss_fn, toy.init_params(s), toy.batch_fn, EVAL, 20, s, data=DATA,
+        one = replay(trace, rule, toy.problem(DATA, EVAL, toy.init_params(s)), eval_every=20, seed=s,
                      keep_params=True)
         if vmap:
             assert_trees_close(h.params, one.params)
@@ -175,7 +203,7 @@ def test_divergence_is_recorded_not_raised():
     def exploding_eval(params):
         return {"loss": exploding_loss(params, None), "accuracy": EVAL(params)["accuracy"]}
 
-    h = replay(trace, asgd(1.0), exploding_loss, toy.init_params(), toy.batch_fn, exploding_eval, 10, data=DATA)
+    h = replay(trace, asgd(1.0), PROBLEM._replace(loss_fn=exploding_loss, eval_fn=exploding_eval), eval_every=10)
     assert h.diverged and h.diverged_at is not None and h.diverged_at <= 200
     assert np.all(np.isfinite(h.loss))
     assert h.update[-1] < h.diverged_at
@@ -189,6 +217,8 @@ def test_rule_and_policy_must_fit():
         run(trace, asgd(0.1), eval_every=0)
     with pytest.raises(ReplayError, match="mode"):
         run(trace, asgd(0.1), mode="fast")
+    with pytest.raises(ReplayError, match="problem"):
+        replay(trace, asgd(0.1), toy.loss_fn, eval_every=10)
 
 
 def test_crash_loses_in_flight_gradient_and_restart_pulls_fresh_parameters():
@@ -237,7 +267,7 @@ def test_ring_storage_gives_the_same_numbers_as_snapshots(policy, rule, mode):
                        else FailureModel())
     trace = simulate(spec, policy, 60, seed=3)
     ring = compile_schedule(trace, "ring")
-    assert ring.num_rows == replay_module.ring_size(trace) and not ring.needs_slots
+    assert ring.num_rows == ring_size(trace) and not ring.needs_slots
     assert len(set(ring.variant.tolist())) == 1  # one kind of op: always scannable
     np.testing.assert_array_equal(ring.staleness, trace.staleness)
     a = run(trace, rule, storage="snapshots", mode=mode, chunk=8)
@@ -250,12 +280,12 @@ def test_auto_storage_prefers_the_ring_only_when_it_is_small():
     params = toy.init_params()
     n = 4
     fair = simulate(ClusterSpec(num_workers=n), "whitelist-wait", 40, seed=0)  # staleness <= n - 1
-    assert replay_module.choose_storage(fair, params) == "ring"
+    assert choose_storage(fair, params) == "ring"
     skewed = simulate(ClusterSpec(num_workers=n, speeds=(1, 1, 1, 50)), "fifo", 400, seed=0)
-    assert replay_module.ring_size(skewed) > 2 * n
-    assert replay_module.choose_storage(skewed, params) == "snapshots"
+    assert ring_size(skewed) > 2 * n
+    assert choose_storage(skewed, params) == "snapshots"
     with pytest.raises(ReplayError, match="storage"):
-        replay_module.choose_storage(fair, params, "disk")
+        choose_storage(fair, params, "disk")
 
 
 @pytest.mark.parametrize("policy", ["whitelist-queue", "buffered:3"])

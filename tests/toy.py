@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from algorithms import Problem
+
 NUM_SAMPLES, DIM, CLASSES, BATCH = 64, 5, 3, 4
 
 
@@ -41,3 +43,8 @@ def make_eval(data):
         return {"loss": optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(),
                 "accuracy": (logits.argmax(1) == y).mean()}
     return eval_fn
+
+
+def problem(data, eval_fn, params0=None):
+    """The replay's ``Problem`` on ``data``, from ``params0`` (default ``init_params()``)."""
+    return Problem(loss_fn, batch_fn, eval_fn, data, init_params() if params0 is None else params0)

@@ -1,0 +1,177 @@
+"""Compile a trace into the table of fused ops the engine runs, for one way of storing parameters.
+
+Two stores of the parameters workers computed on (``storage``):
+
+- ``"snapshots"``: one row per worker, written at its pull. Consecutive events are fused
+  into ops in the order eager push -> apply -> pull; the FIFO cycle "push, apply, pull"
+  is one op.
+- ``"ring"``: the last K parameter versions (K = ``ring_size(trace)``); a pull only notes
+  which version the worker read, and every op is "apply, then store the new version".
+
+``choose_storage`` picks one for ``"auto"``. Both give the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from .events import APPLY, PULL, PUSH, EventLog, ReplayError
+
+# columns of the op table; *_ROW are rows of the parameter store
+(PUSH_WORKER, PUSH_SLOT, PUSH_STEP, APPLY_SLOT, APPLY_WORKER, APPLY_STEP, STALENESS, PULL_ROW, PUSH_ROW,
+ APPLY_ROW) = range(10)
+NUM_COLUMNS = 10
+STORAGES = ("auto", "snapshots", "ring")
+RING_BUDGET_BYTES = 1 << 30
+# what an op holds: an eager push (gradient computed now, kept in a slot), an apply, a pull;
+# DEFERRED: the applied gradient is computed at apply time from its worker's stored parameters
+HAS_PUSH, HAS_APPLY, HAS_PULL, DEFERRED = 1, 2, 4, 8
+_STAGE = {PUSH: 1, APPLY: 2, PULL: 3}  # the order of events within one op
+
+
+class Schedule(NamedTuple):
+    """A trace compiled into fused ops (see ``compile_schedule``)."""
+
+    ops: np.ndarray  # [M, NUM_COLUMNS] int32
+    variant: np.ndarray  # [M] int: HAS_PUSH | HAS_APPLY | HAS_PULL | DEFERRED
+    applied: np.ndarray  # [M] applied gradients after each op
+    time: np.ndarray  # [M] sim time of each op's last event
+    staleness: np.ndarray  # [U] per applied gradient
+    applied_worker: np.ndarray  # [U]
+    num_workers: int
+    num_slots: int
+    needs_slots: bool  # some gradient must be computed before its worker pulls again
+    gradients_per_version: int = 1
+    storage: str = "snapshots"  # "snapshots": one row per worker; "ring": recent versions
+    num_rows: int = 0  # rows of the parameter store
+
+
+def ring_size(trace) -> int:
+    """Rows a ring of recent parameter versions needs for this trace: one more than the
+    largest number of applies between a worker's pull and the apply of the gradient
+    it computed from it."""
+    return _ring_size(EventLog(trace))
+
+
+def choose_storage(trace, params, storage: str = "auto") -> str:
+    """``storage`` itself, or for ``"auto"`` the ring when it needs at most 2N rows and
+    1 GiB, else one snapshot per worker (see ``compile_schedule``)."""
+    return _choose(EventLog(trace), params, storage)
+
+
+def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
+    """Compile a trace (a ``sim.Trace`` or a mapping with ``kind``, ``worker``, ``slot``,
+    ``time``, ``num_workers``, ``num_slots`` and optionally ``version`` and
+    ``gradients_per_version``) into ops.
+
+    ``storage="snapshots"``: the replay keeps one parameter snapshot per worker. A
+    gradient's value depends only on its worker's snapshot and minibatch. If the
+    worker does not pull again before the gradient is applied (always so under
+    ``fifo``, ``whitelist-wait`` and ``barrier``), its snapshot is unchanged at apply
+    time, so the gradient is computed there (*deferred*) and never stored. Otherwise
+    (``whitelist-queue``, ``buffered``, a restart after a crash) it is computed at its
+    push and waits in a slot. Consecutive events are then fused into ops in the order
+    eager push -> apply -> pull; the FIFO cycle "push, apply, pull" is one op.
+
+    ``storage="ring"``: the replay keeps the last K parameter versions (K =
+    ``ring_size(trace)``) and a pull only notes which version the worker read. Every
+    gradient is deferred and every op is "apply, then store the new version": one kind
+    of op, which ``mode="scan"`` runs in chunks whatever the policy. It pays when K is
+    not much larger than N and the policy makes the snapshot ops irregular
+    (``whitelist``, ``barrier``, ``buffered``).
+    """
+    return _compile(EventLog(trace), storage)
+
+
+def schedule_for(trace, params, storage: str) -> Schedule:
+    """Parse ``trace`` once, choose its storage for ``params`` and compile it."""
+    log = EventLog(trace)
+    return _compile(log, _choose(log, params, storage))
+
+
+def _applies(log: EventLog) -> np.ndarray:
+    return np.flatnonzero(np.asarray(log.kind, dtype=np.int64) == APPLY)
+
+
+def _ring_size(log: EventLog) -> int:
+    read_applies = np.asarray(log.walk.read_applies, dtype=np.int64)[_applies(log)]
+    return max(1, int(np.max(np.arange(len(read_applies)) - read_applies, initial=0)) + 1)
+
+
+def _choose(log: EventLog, params, storage: str) -> str:
+    if storage not in STORAGES:
+        raise ReplayError(f"storage: must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if storage != "auto":
+        return storage
+    rows = _ring_size(log)
+    row_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+    fits = rows <= 2 * log.num_workers and rows * row_bytes <= RING_BUDGET_BYTES
+    return "ring" if fits else "snapshots"
+
+
+def _compile(log: EventLog, storage: str) -> Schedule:
+    if storage not in ("snapshots", "ring"):
+        raise ReplayError(f"storage: must be one of {', '.join(STORAGES)}, got {storage!r}")
+    return _compile_ring(log) if storage == "ring" else _compile_snapshots(log)
+
+
+def _compile_snapshots(log: EventLog) -> Schedule:
+    walk = log.walk
+    version, origin, step, read, eager = walk.version, walk.origin, walk.step, walk.read, walk.eager
+    ops, variants, applied, op_time, staleness, applied_worker = [], [], [], [], [], []
+    op, variant, stage, n_applied, last_time = None, 0, 0, 0, 0.0
+    for i, (k, w, s, t) in enumerate(zip(log.kind, log.worker, log.slot, log.time)):
+        if k == PUSH and not eager[i]:
+            continue  # deferred: computed when applied
+        order = _STAGE[k]
+        if op is not None and order <= stage:
+            ops.append(op), variants.append(variant), applied.append(n_applied), op_time.append(last_time)
+            op = None
+        if op is None:
+            op, variant = [-1] * NUM_COLUMNS, 0
+            op[STALENESS] = 0
+        stage, last_time = order, t
+        if k == PULL:
+            op[PULL_ROW] = w
+            variant |= HAS_PULL
+        elif k == PUSH:
+            op[PUSH_WORKER], op[PUSH_SLOT], op[PUSH_STEP], op[PUSH_ROW] = w, s, step[i], w
+            variant |= HAS_PUSH
+        else:
+            tau = version[i] - read[i]
+            op[APPLY_SLOT], op[APPLY_WORKER], op[APPLY_STEP], op[STALENESS] = s, origin[i], step[i], tau
+            op[APPLY_ROW] = origin[i]
+            variant |= HAS_APPLY | (0 if eager[i] else DEFERRED)
+            staleness.append(tau)
+            applied_worker.append(origin[i])
+            n_applied += 1
+    if op is not None:
+        ops.append(op), variants.append(variant), applied.append(n_applied), op_time.append(last_time)
+    return Schedule(ops=np.asarray(ops, dtype=np.int32).reshape(-1, NUM_COLUMNS),
+                    variant=np.asarray(variants, dtype=np.int32), applied=np.asarray(applied, dtype=np.int64),
+                    time=np.asarray(op_time, dtype=np.float64), staleness=np.asarray(staleness, dtype=np.int64),
+                    applied_worker=np.asarray(applied_worker, dtype=np.int64), num_workers=log.num_workers,
+                    num_slots=log.num_slots, needs_slots=any(eager), gradients_per_version=log.gradients_per_version,
+                    storage="snapshots", num_rows=log.num_workers)
+
+
+def _compile_ring(log: EventLog) -> Schedule:
+    """One op per apply; row ``a % K`` holds the parameters after ``a`` applies (row 0:
+    the initial parameters)."""
+    rows = _ring_size(log)
+    at = _applies(log)
+    column = lambda values, dtype=np.int64: np.asarray(values, dtype=dtype)[at]  # noqa: E731
+    worker, staleness = column(log.walk.origin), column(log.walk.version) - column(log.walk.read)
+    ops = np.full((len(at), NUM_COLUMNS), -1, dtype=np.int32)
+    ops[:, APPLY_SLOT], ops[:, APPLY_WORKER], ops[:, APPLY_STEP] = column(log.slot), worker, column(log.walk.step)
+    ops[:, STALENESS] = staleness
+    ops[:, APPLY_ROW] = column(log.walk.read_applies) % rows
+    ops[:, PULL_ROW] = np.arange(1, len(at) + 1) % rows
+    return Schedule(ops=ops, variant=np.full(len(at), HAS_APPLY | DEFERRED | HAS_PULL, dtype=np.int32),
+                    applied=np.arange(1, len(at) + 1, dtype=np.int64), time=column(log.time, np.float64),
+                    staleness=staleness, applied_worker=worker, num_workers=log.num_workers,
+                    num_slots=log.num_slots, needs_slots=False, gradients_per_version=log.gradients_per_version,
+                    storage="ring", num_rows=rows)
