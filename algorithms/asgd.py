@@ -58,5 +58,6 @@ ALGORITHMS = (
               paper=PAPER, summary="asynchronous SGD; the base optimizer's state (momentum, Adam moments) per node"),
     Algorithm("asgd-server", "ASGD (server)",
               lambda base, workers: asgd(base=base.optimizer(), optimizer_state="server"),
-              paper=PAPER, summary="asynchronous SGD; one base-optimizer state on the server (naive ASGDm)"),
+              paper=PAPER, summary="asynchronous SGD; one base-optimizer state on the server (naive ASGDm)",
+              same_as=(("sgd", "asgd"),)),
 )

@@ -99,7 +99,7 @@ ALGORITHMS = (
               lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=True,
                                                        optimizer_state="server"),
               hyperparameters=(LAM,), paper=PAPER,
-              summary="DC-ASGD-a with one base-optimizer state on the server"),
+              summary="DC-ASGD-a with one base-optimizer state on the server", same_as=(("sgd", "dcasgd-a"),)),
     Algorithm("dcasgd-c", "DC-ASGD-c",
               lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=False,
                                                        optimizer_state="worker"),

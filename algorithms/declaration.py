@@ -64,6 +64,7 @@ class Algorithm:
     paper: str = ""
     summary: str = ""
     aliases: tuple = ()
+    same_as: tuple = ()  # ((base, other algorithm), ...): bit-identical to the other on that base
     reference: Optional[str] = field(default=None, compare=False)  # module:function of a user's rule
 
     def policy_for(self, values: Mapping) -> str:

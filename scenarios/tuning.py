@@ -59,7 +59,8 @@ class Grid:
         values = []
         for v in self.values:
             if isinstance(v, str) and v.startswith("x"):
-                value = spec.check(f"--tune {self.field}", float(v[1:]) * getattr(config, name), ConfigError)
+                product = float(f"{float(v[1:]) * getattr(config, name):.6g}")  # 0.1 x 0.1 is 0.01, not 0.010000000000000002
+                value = spec.check(f"--tune {self.field}", product, ConfigError)
             else:
                 value = spec.parse(f"--tune {self.field}", v, ConfigError) if isinstance(v, str) else \
                     spec.check(f"--tune {self.field}", v, ConfigError)
