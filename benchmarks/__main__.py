@@ -121,8 +121,7 @@ def replay_updates_per_second(trace, rule, model, loss_fn, batch_fn, data, mode,
 def _rule(name):
     from algorithms import asgd, dcasgd, gsgm
 
-    return {"asgd": asgd(0.01), "dcasgd": dcasgd(0.01, adaptive=True), "gsgm": gsgm(0.001, momentum=0.9,
-                                                                                    average_window=None)}[name]
+    return {"asgd": asgd(0.01), "dcasgd": dcasgd(0.01, adaptive=True), "gsgm": gsgm(0.01, momentum=0.9, k="all")}[name]
 
 
 def _trace(workers, policy, updates, seed=0):
