@@ -18,8 +18,9 @@ from typing import NamedTuple, Optional
 
 
 class Spec(NamedTuple):
-    """What a field allows: a kind (``int``, ``float``, ``str``, ``bool``), optional
-    choices, bounds (inclusive unless ``*_open``), and whether ``None`` is allowed."""
+    """What a field allows: a kind (``int``, ``float``, ``str``, ``bool``, or ``tuple``:
+    a list of finite numbers, each within the bounds), optional choices, bounds
+    (inclusive unless ``*_open``), and whether ``None`` is allowed."""
 
     kind: type
     choices: tuple = ()
@@ -30,6 +31,9 @@ class Spec(NamedTuple):
     optional: bool = False
 
     def describe(self) -> str:
+        if self.kind is tuple:
+            item = Spec(float, (), self.low, self.high, self.low_open, self.high_open).describe()
+            return "a list of numbers" + item[len("a finite number"):] + " (comma-separated; empty for none)"
         if self.choices:
             text = "one of " + ", ".join(map(str, self.choices))
         elif self.kind is bool:
@@ -49,6 +53,14 @@ class Spec(NamedTuple):
         """``value`` if allowed (ints widened to float for float fields), else ``error``."""
         if value is None and self.optional:
             return None
+        if self.kind is tuple:  # a list (e.g. from TOML) or tuple of numbers -> a tuple of floats (hashable)
+            item = Spec(float, (), self.low, self.high, self.low_open, self.high_open)
+            try:
+                if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                    raise ValueError
+                return tuple(item.check(name, v, ValueError) for v in value)
+            except ValueError:
+                raise error(f"{name}: must be {self.describe()}, got {value!r}") from None
         if self.kind is bool:
             ok = isinstance(value, bool)
         elif self.kind is str:
@@ -75,6 +87,13 @@ class Spec(NamedTuple):
         text = text.strip()
         if self.optional and text.lower() in ("none", "default", ""):
             return None
+        if self.kind is tuple:  # "1,1,2,4" or "1 1 2 4", brackets optional; "" = empty
+            parts = [p for p in text.strip("[]()").replace(",", " ").split() if p]
+            try:
+                values = [float(p) for p in parts]
+            except ValueError:
+                raise error(f"{name}: must be {self.describe()}, got {text!r}") from None
+            return self.check(name, values, error)
         if self.kind is bool:
             lowered = text.lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):

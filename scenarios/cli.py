@@ -79,10 +79,14 @@ def _add_simulate(sub):
                        description="Simulate asynchronous parameter-server training and print the "
                                    "staleness and fairness of the resulting server log (trace).")
     p.add_argument("--workers", type=_positive_int, required=True, help="number of workers (>= 1)")
-    p.add_argument("--compute", choices=[k for k in COMPUTE_KINDS if k != "replay"], default="constant",
-                   help="compute-time model of one gradient (default: constant)")
-    p.add_argument("--compute-mean", type=_positive_float, default=1.0,
-                   help="mean compute time in simulated seconds (default: 1)")
+    p.add_argument("--compute", choices=list(COMPUTE_KINDS), default="constant",
+                   help="compute-time model of one gradient (default: constant); replay: the recorded times "
+                        "of --durations")
+    p.add_argument("--compute-mean", type=_positive_float, default=None,
+                   help="mean compute time in simulated seconds (default: 1; not with replay)")
+    p.add_argument("--durations", default=None, metavar="FILE.csv",
+                   help="recorded compute times for --compute replay: one column shared by all workers or one "
+                        "per worker (format: docs/timing.md)")
     p.add_argument("--compute-sigma", type=_non_negative_float, default=0.5,
                    help="log-space std of the lognormal model (default: 0.5)")
     p.add_argument("--speeds", type=_speeds, default=None,
@@ -121,6 +125,21 @@ def cmd_simulate(args) -> int:
 
     if args.speeds is not None and args.spread is not None:
         raise UsageError("--speeds and --spread: give at most one of them")
+    if args.compute == "replay":
+        if args.durations is None:
+            raise UsageError("--compute replay: needs --durations FILE.csv (the recorded times)")
+        if args.compute_mean is not None:
+            raise UsageError("--compute-mean: not used with --compute replay (the recorded durations are the times)")
+    elif args.durations is not None:
+        raise UsageError(f"--durations: needs --compute replay (--compute {args.compute} would not use the file)")
+    try:
+        if args.durations is not None:
+            compute = _replay(args.durations, args.workers)
+        else:
+            compute = ComputeModel(kind=args.compute, mean=1.0 if args.compute_mean is None else args.compute_mean,
+                                   sigma=args.compute_sigma)
+    except SpecError as e:
+        raise UsageError(f"--durations: {e}") from None
     try:
         policy = make_policy(args.policy)
         speeds = args.speeds or ()
@@ -131,7 +150,7 @@ def cmd_simulate(args) -> int:
         net = network(args.latency, args.bandwidth, args.model_bytes, args.jitter)
         spec = ClusterSpec(
             num_workers=args.workers,
-            compute=ComputeModel(kind=args.compute, mean=args.compute_mean, sigma=args.compute_sigma),
+            compute=compute,
             speeds=speeds, push=net, pull=net, service_time=args.service_time,
             failures=FailureModel(args.mttf, args.downtime))
         trace = simulate(spec, policy=policy, num_updates=args.updates, seed=args.seed)
@@ -148,6 +167,18 @@ def cmd_simulate(args) -> int:
         if args.out:
             print(f"trace saved to {args.out}")
     return 0
+
+
+def _replay(path: str, workers: int):
+    """The replay compute model of a recorded-times CSV: one column shared, or one per worker."""
+    from sim import SpecError
+    from sim.cluster import read_durations, replay_model
+
+    columns = read_durations(path)
+    if len(columns) > 1 and len(columns) != workers:
+        raise SpecError(f"{path} has {len(columns)} columns (one per worker) but --workers is {workers}; give one "
+                        f"column (shared by all workers) or {workers}")
+    return replay_model(columns)
 
 
 _FIELD_TO_OPTION = {"workers": "--workers", "speeds": "--speeds", "service_time": "--service-time",

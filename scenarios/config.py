@@ -48,17 +48,39 @@ _CORE = [
     Field("batch_size", 64, Spec(int, low=1), "minibatch size of each gradient", "data"),
     # the cluster
     Field("workers", 10, Spec(int, low=1), "number of nodes (workers)", "cluster"),
-    Field("compute", "exponential", Spec(str, ("constant", "exponential", "lognormal")),
-          "compute-time model of one gradient (mean 1 simulated second before the node's speed)", "cluster"),
+    Field("compute", "exponential", Spec(str, ("constant", "exponential", "lognormal", "replay")),
+          "compute-time model of one gradient (mean 1 simulated second before the node's speed); replay: the "
+          "recorded times of compute_trace", "cluster"),
+    Field("compute_trace", "", Spec(str),
+          "recorded compute times: a CSV file (a path, or a shipped example: compute_times.csv) of one column "
+          "shared by all nodes or one per node; needs compute=replay (format: docs/timing.md)", "cluster"),
+    Field("compute_trace_sha256", "", Spec(str),
+          "filled in by stalesim: the sha256 of the compute_trace file, so a changed file is a new run (not to be "
+          "set)", "cluster"),
     Field("compute_sigma", 0.5, Spec(float, low=0), "log-space std of the lognormal compute model", "cluster"),
     Field("spread", 4.0, Spec(float, low=1), "node speeds are log-spaced: the slowest is this many times slower "
           "than the fastest", "cluster"),
     Field("speed_assignment", "index", Spec(str, ("index", "class", "random")),
           "which node gets which speed: index (log-spaced by node index), class (nodes holding the same classes "
           "share a speed; needs partition=shards), random (a permutation drawn from the run's seed)", "cluster"),
+    Field("speeds", (), Spec(tuple, low=0, low_open=True),
+          "every node's speed factor, one per node (2 = twice as fast), e.g. 1,1,2,4; needs spread=1 and "
+          "speed_assignment=index; empty = from spread and speed_assignment", "cluster"),
+    Field("stragglers", 0, Spec(int, low=0),
+          "this many nodes, the first by index (0, 1, ...), are made straggler_slowdown times slower, on top of "
+          "their assigned speed", "cluster"),
+    Field("straggler_slowdown", 10.0, Spec(float, low=1), "how many times slower a straggler is", "cluster"),
+    Field("mttf", 0.0, Spec(float, low=0),
+          "crashes: each node's mean time to failure (exponential), simulated seconds; 0 = no crashes; a crash "
+          "loses the gradient in flight (the barrier policy, ssgd, does not support crashes)", "cluster"),
+    Field("downtime", 1.0, Spec(float, low=0),
+          "seconds a crashed node stays down before it pulls fresh parameters", "cluster"),
     Field("latency", 0.0, Spec(float, low=0), "network latency of each push and pull, simulated seconds", "cluster"),
     Field("bandwidth", 0.0, Spec(float, low=0), "network bandwidth in bytes/s (0 = infinite)", "cluster"),
     Field("jitter", 0.0, Spec(float, low=0), "mean of an exponential extra delay per transfer, seconds", "cluster"),
+    Field("service_time", 0.0, Spec(float, low=0),
+          "the server's time to apply one gradient, simulated seconds (one at a time, in arrival order); 0 = instant",
+          "cluster"),
     # training and evaluation
     Field("updates", 6000, Spec(int, low=1), "applied gradients per run", "training"),
     Field("eval_every", 200, Spec(int, low=1), "evaluate every this many applied gradients", "training"),
@@ -97,6 +119,9 @@ def _validate(self):
     if self.speed_assignment == "class" and self.partition != "shards":
         raise ConfigError(f"speed_assignment: class needs partition=shards (nodes holding the same classes), "
                           f"got partition={self.partition}")
+    from .timing import check_timing
+
+    object.__setattr__(self, "compute_trace_sha256", check_timing(self))
     if self.gsgm_k > self.workers:
         raise ConfigError(f"gsgm_k: must be <= workers ({self.workers}) or 0 for half, got {self.gsgm_k}")
     return self
@@ -200,7 +225,7 @@ def markdown() -> str:
         lines += [f"## {titles.get(group, group)}", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
         for f in fs:
             meaning = f.meaning + (f" (read by `{users[f.name]}`)" if f.name in users else "")
-            default = "none" if f.default is None else f.default
+            default = "none" if f.default is None else ('""' if f.default == "" else f.default)
             lines.append(f"| `{f.name}` | `{default}` | {f.spec.describe()} | {meaning} |")
         lines.append("")
     return "\n".join(lines)

@@ -30,36 +30,63 @@ BACKENDS = ("local", "ray")
 
 
 def node_speeds(cfg, num_classes: int, seed: int) -> tuple[float, ...]:
-    """Each node's speed factor, log-spaced over ``cfg.spread``, assigned by ``cfg.speed_assignment``:
+    """Each node's speed factor (docs/timing.md).
+
+    ``cfg.speeds``, when given, is every node's factor as it is. Otherwise the factors are
+    log-spaced over ``cfg.spread``, assigned by ``cfg.speed_assignment``:
 
     - ``index``: node w gets the w-th speed (slowest first);
     - ``class``: nodes holding the same classes (label shards: node w holds classes
       ``(w*c + j) mod K``) share a speed, log-spaced over the distinct class sets in order,
       so the per-class update imbalance stays the same as nodes are added;
     - ``random``: the ``index`` speeds permuted with the run's seed.
+
+    Then the first ``cfg.stragglers`` nodes by index (0, 1, ...) are divided by
+    ``cfg.straggler_slowdown``.
     """
     from sim import straggler_speeds
 
-    if cfg.speed_assignment == "class":
+    if cfg.speeds:
+        speeds = tuple(float(s) for s in cfg.speeds)
+    elif cfg.speed_assignment == "class":
         c = cfg.classes_per_worker
         sets = [frozenset((w * c + j) % num_classes for j in range(c)) for w in range(cfg.workers)]
         groups = list(dict.fromkeys(sets))
-        speeds = straggler_speeds(len(groups), cfg.spread)
-        return tuple(speeds[groups.index(s)] for s in sets)
-    speeds = straggler_speeds(cfg.workers, cfg.spread)
-    if cfg.speed_assignment == "random":
-        order = np.random.default_rng([seed, 7]).permutation(cfg.workers)
-        return tuple(speeds[i] for i in order)
+        levels = straggler_speeds(len(groups), cfg.spread)
+        speeds = tuple(levels[groups.index(s)] for s in sets)
+    else:
+        speeds = straggler_speeds(cfg.workers, cfg.spread)
+        if cfg.speed_assignment == "random":
+            order = np.random.default_rng([seed, 7]).permutation(cfg.workers)
+            speeds = tuple(speeds[i] for i in order)
+    if cfg.stragglers:
+        speeds = tuple(s / cfg.straggler_slowdown if w < cfg.stragglers else s for w, s in enumerate(speeds))
     return speeds
 
 
 def cluster_spec(cfg, num_classes: int = 10, seed: int = 0, model_bytes: float = 0.0):
-    """The simulated cluster; ``model_bytes`` (the parameters' size) matters only with a bandwidth."""
-    from sim import ClusterSpec, ComputeModel, network
+    """The simulated cluster; ``model_bytes`` (the parameters' size) matters only with a bandwidth.
 
+    With ``compute=replay`` the durations are read from ``cfg.compute_trace``; a file whose
+    sha256 is no longer the one the configuration was validated with is refused."""
+    from sim import ClusterSpec, ComputeModel, FailureModel, network
+    from sim.cluster import replay_model
+
+    from .timing import read_compute_trace
+
+    if cfg.compute == "replay":
+        columns, sha = read_compute_trace(cfg.compute_trace)
+        if cfg.compute_trace_sha256 and sha != cfg.compute_trace_sha256:
+            raise ConfigError(f"compute_trace: {cfg.compute_trace} changed since the run was planned (sha256 "
+                              f"{sha[:12]}..., planned with {cfg.compute_trace_sha256[:12]}...); run the command "
+                              "again")
+        compute = replay_model(columns)
+    else:
+        compute = ComputeModel(cfg.compute, 1.0, cfg.compute_sigma)
     net = network(cfg.latency, cfg.bandwidth, model_bytes if cfg.bandwidth > 0 else 0.0, cfg.jitter)
-    return ClusterSpec(num_workers=cfg.workers, compute=ComputeModel(cfg.compute, 1.0, cfg.compute_sigma),
-                       speeds=node_speeds(cfg, num_classes, seed), push=net, pull=net)
+    return ClusterSpec(num_workers=cfg.workers, compute=compute, speeds=node_speeds(cfg, num_classes, seed),
+                       push=net, pull=net, service_time=cfg.service_time,
+                       failures=FailureModel(cfg.mttf, cfg.downtime))
 
 
 def policy_for(algorithm: str, cfg) -> str:
@@ -75,9 +102,15 @@ def rule_for(algorithm: str, base: str, cfg):
 
 def trace_for(cfg, algorithm: str, seed: int, cache_dir: Optional[Path], num_classes: int = 10,
               model_bytes: float = 0.0):
-    """The run's trace: simulated once per (cluster, policy, updates, seed), cached on disk."""
+    """The run's trace: simulated once per (cluster, policy, updates, seed), cached on disk.
+
+    The cache key hashes the whole cluster spec, recorded durations included, so a changed
+    compute_trace file is simulated again."""
     from sim import Trace, TraceError, simulate
 
+    from .timing import check_crashes
+
+    check_crashes(algorithm, cfg)
     spec = cluster_spec(cfg, num_classes, seed, model_bytes)
     policy = policy_for(algorithm, cfg)
     key = hashlib.sha256(json.dumps({"spec": spec.to_dict(), "policy": policy, "updates": cfg.updates,

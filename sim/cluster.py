@@ -38,7 +38,10 @@ class ComputeModel:
       - ``constant``: always ``mean``.
       - ``exponential``: exponential with mean ``mean``.
       - ``lognormal``: lognormal with mean ``mean`` and log-space std ``sigma``.
-      - ``replay``: cycles through ``durations`` (a measured trace of step times).
+      - ``replay``: recorded step times, either ``durations`` (one sequence shared by all
+        workers: worker w's k-th gradient takes ``durations[(k + w) mod n]``) or
+        ``worker_durations`` (one sequence per worker: worker w's k-th gradient takes
+        ``worker_durations[w][k mod n_w]``). Give exactly one of the two.
     A worker with speed factor ``s`` takes ``duration / s``.
     """
 
@@ -46,6 +49,7 @@ class ComputeModel:
     mean: float = 1.0
     sigma: float = 0.5
     durations: tuple[float, ...] = ()
+    worker_durations: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self):
         if self.kind not in COMPUTE_KINDS:
@@ -53,11 +57,21 @@ class ComputeModel:
         _check_number("compute.mean", self.mean, strict=True)
         _check_number("compute.sigma", self.sigma)
         if self.kind == "replay":
-            if len(self.durations) == 0:
+            per_worker = tuple(tuple(column) for column in self.worker_durations)
+            if per_worker and len(self.durations):
+                raise SpecError("compute.durations: give durations (shared) or worker_durations (one sequence "
+                                "per worker), not both")
+            if not per_worker and len(self.durations) == 0:
                 raise SpecError("compute.durations: the replay model needs at least one duration")
+            for column in per_worker:
+                if not column:
+                    raise SpecError("compute.worker_durations: every worker needs at least one duration")
+                for d in column:
+                    _check_number("compute.worker_durations", d, strict=True)
             for d in self.durations:
                 _check_number("compute.durations", d, strict=True)
             object.__setattr__(self, "durations", tuple(float(d) for d in self.durations))
+            object.__setattr__(self, "worker_durations", tuple(tuple(float(d) for d in c) for c in per_worker))
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` draws of the base duration (speed factor not applied)."""
@@ -70,6 +84,12 @@ class ComputeModel:
             mu = math.log(self.mean) - 0.5 * self.sigma**2
             return rng.lognormal(mu, self.sigma, size)
         raise AssertionError("replay durations are cycled, not sampled")
+
+    def replay_for(self, worker: int) -> tuple[np.ndarray, int]:
+        """The replay model's durations for ``worker`` and the index its first gradient takes."""
+        if self.worker_durations:
+            return np.asarray(self.worker_durations[worker]), 0
+        return np.asarray(self.durations), worker
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,9 @@ class ClusterSpec:
             raise SpecError(f"speeds: expected {self.num_workers} values (one per worker), got {len(speeds)}")
         for s in speeds:
             _check_number("speeds", s, strict=True)
+        if self.compute.worker_durations and len(self.compute.worker_durations) != self.num_workers:
+            raise SpecError(f"compute.worker_durations: expected {self.num_workers} sequences (one per worker), "
+                            f"got {len(self.compute.worker_durations)}")
         object.__setattr__(self, "speeds", tuple(float(s) for s in speeds))
         _check_number("service_time", self.service_time)
 
@@ -160,7 +183,10 @@ class ClusterSpec:
         return np.asarray(self.speeds, dtype=float) if self.speeds else np.ones(self.num_workers)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.compute.worker_durations:
+            del d["compute"]["worker_durations"]  # specs without it keep the keys (and cached traces) they had
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClusterSpec":
@@ -168,7 +194,8 @@ class ClusterSpec:
         d = dict(d)
         compute = d.pop("compute", {}) or {}
         return cls(
-            compute=ComputeModel(**{**compute, "durations": tuple(compute.get("durations", ()))}),
+            compute=ComputeModel(**{**compute, "durations": tuple(compute.get("durations", ())),
+                                    "worker_durations": tuple(tuple(c) for c in compute.get("worker_durations", ()))}),
             push=NetworkModel(**(d.pop("push", {}) or {})),
             pull=NetworkModel(**(d.pop("pull", {}) or {})),
             failures=FailureModel(**(d.pop("failures", {}) or {})),
@@ -197,3 +224,73 @@ def as_durations(values: Sequence[float]) -> ComputeModel:
     """A compute model that replays measured step durations, cycling through them."""
     values = tuple(float(v) for v in values)
     return ComputeModel(kind="replay", mean=float(np.mean(values)) if values else 1.0, durations=values)
+
+
+def replay_model(columns: Sequence[Sequence[float]]) -> ComputeModel:
+    """The replay model of recorded durations: one column is shared by all workers (cycled
+    with offsets, as ``as_durations``), several are one per worker."""
+    columns = [tuple(float(v) for v in c) for c in columns]
+    if len(columns) == 1:
+        return as_durations(columns[0])
+    every = [v for c in columns for v in c]
+    return ComputeModel(kind="replay", mean=float(np.mean(every)) if every else 1.0,
+                        worker_durations=tuple(columns))
+
+
+def read_durations(path) -> tuple[tuple[float, ...], ...]:
+    """Recorded compute times from a CSV file, as columns (see docs/timing.md for the format).
+
+    Comma-separated, UTF-8; blank lines and lines starting with ``#`` are skipped. The first
+    remaining line is a header when none of its cells is a number (names, ignored);
+    otherwise it is data. Every data line has the same number of cells, each a finite
+    number > 0 (seconds of one gradient). One column: shared by all workers; several: one
+    per worker. Errors (``SpecError``) name the file and the line.
+    """
+    name = str(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SpecError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{name}: is a folder, not a CSV file") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{name}: not a UTF-8 text (CSV) file") from None
+    except OSError as e:
+        raise SpecError(f"{name}: cannot be read ({e.strerror or e})") from None
+    return parse_durations(text, name)
+
+
+def parse_durations(text: str, name: str = "durations") -> tuple[tuple[float, ...], ...]:
+    """``read_durations`` of a file's text; errors name ``name`` and the line."""
+    import csv
+
+    rows: list[list[float]] = []
+    width = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in next(csv.reader([line]))]
+        values = []
+        for cell in cells:
+            try:
+                values.append(float(cell))
+            except ValueError:
+                values.append(None)
+        if width is None:
+            width = len(cells)
+            if all(v is None for v in values):
+                continue  # the header
+        if len(cells) != width:
+            raise SpecError(f"{name} line {number}: expected {width} values (as the first line), got {len(cells)}")
+        for column, (cell, value) in enumerate(zip(cells, values), start=1):
+            if value is None:
+                raise SpecError(f"{name} line {number}, column {column}: "
+                                + ("empty value" if not cell else f"{cell!r} is not a number"))
+            if not math.isfinite(value) or value <= 0:
+                raise SpecError(f"{name} line {number}, column {column}: a duration must be a finite number > 0, "
+                                f"got {cell}")
+        rows.append(values)
+    if not rows:
+        raise SpecError(f"{name}: no durations (expected one column shared by all workers, or one per worker)")
+    return tuple(tuple(row[c] for row in rows) for c in range(width))

@@ -102,11 +102,11 @@ def _cycle_times(spec: ClusterSpec, worker: int, seed_seq: np.random.SeedSequenc
     pull_rng = np.random.default_rng(pull_ss)
     push_rng = np.random.default_rng(push_ss)
     speed = spec.worker_speeds[worker]
-    durations = np.asarray(spec.compute.durations) if spec.compute.kind == "replay" else None
+    durations, offset = spec.compute.replay_for(worker) if spec.compute.kind == "replay" else (None, 0)
     step = 0
     while True:
         if durations is not None:
-            compute = durations[(np.arange(step, step + _BLOCK) + worker) % len(durations)]
+            compute = durations[(np.arange(step, step + _BLOCK) + offset) % len(durations)]
         else:
             compute = spec.compute.sample(compute_rng, _BLOCK)
         total = spec.pull.sample(pull_rng, _BLOCK) + compute / speed + spec.push.sample(push_rng, _BLOCK)
