@@ -148,6 +148,7 @@ def prepare(args, log=print):
     if bases is not None:
         bases = check_names("--base", bases, BASES)
     runs = expand(scenario, config, algorithms, bases, _count(args.seeds, "--seeds"))
+    check_runs(runs)
     data = dataset(config.dataset, args.data_dir)  # fail now, not after an hour, if the data is missing
     for cfg in {r.config for r in runs}:
         check_runnable(cfg, data)
@@ -162,6 +163,14 @@ def invocation(args) -> dict:
     return {"command": "stalesim " + " ".join(sys.argv[1:]), "argv": list(sys.argv),
             "overrides": parse_assignments(getattr(args, "set", [])),
             "options": {k: v for k, v in vars(args).items() if k not in ("func", "set") and v not in (None, [], False)}}
+
+
+def check_runs(runs) -> None:
+    """What only a whole run can tell (a policy that cannot take crashes), before any work."""
+    from .timing import check_crashes
+
+    for algorithm, cfg in {(r.algorithm, r.config) for r in runs}:
+        check_crashes(algorithm, cfg)
 
 
 def _write_manifest(scenario, config, runs, out: Path, args) -> None:
@@ -306,6 +315,7 @@ def cmd_sweep(args) -> int:
     jobs = _count(args.jobs, "--jobs")
     sweep = load_sweep(args.spec)
     runs = sweep.runs()
+    check_runs(runs)
     data = dataset(sweep.config.dataset, args.data_dir)
     for cfg in {r.config for r in runs}:
         check_runnable(cfg, data)
