@@ -12,15 +12,9 @@ import numpy as np
 from algorithms import BASES, registry
 
 from .stats import Estimate, accuracy_at, censored_times, estimate, time_to_target
+from .style import PALETTE, color  # noqa: F401 - re-exported: the palette and colours live in scenarios.style
 
 BASE_ORDER = {b: i for i, b in enumerate(BASES)}
-PALETTE = ("tab:blue", "tab:cyan", "tab:orange", "tab:brown", "gold", "tab:green", "tab:purple", "tab:pink",
-           "tab:olive", "tab:gray", "tab:red")
-
-
-def color(algorithm: str) -> str:
-    """An algorithm's colour in every plot, from its place in the registry."""
-    return PALETTE[registry.order(algorithm) % len(PALETTE)]
 
 
 def _group_key(kv):
@@ -160,114 +154,6 @@ def _blank(value):
     return "" if value is None else value
 
 
-# ------------------------------------------------------------------ plots
-def _curves(results):
-    """(axis, base, algorithm) -> (mean sim time, mean acc, std acc) over seeds, evaluation by evaluation."""
-    groups = defaultdict(list)
-    for r in results:
-        groups[(r.axis_value, r.base, r.algorithm)].append(r.history)
-    out = {}
-    for key, histories in groups.items():
-        n = min(len(h) for h in histories)
-        if n == 0:
-            continue
-        t = np.mean([[e["sim_time"] for e in h[:n]] for h in histories], axis=0)
-        acc = np.array([[e["accuracy"] for e in h[:n]] for h in histories])
-        out[key] = (t, acc.mean(0), acc.std(0))
-    return out
-
-
-def plot_all(results: list[dict], rows: list[dict], out_dir: Path, title: str = "") -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    curves = _curves(results)
-    base_order = BASE_ORDER
-    panels = sorted({(k[0], k[1]) for k in curves},
-                    key=lambda p: (p[0] if p[0] is not None else 0, base_order.get(p[1], 9)))
-    axis_name = next((r.axis for r in results if r.axis), None)
-
-    # 1. accuracy against simulated time
-    cols = min(3, len(panels)) or 1
-    nrows = -(-len(panels) // cols) or 1
-    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
-    for ax, (axis_value, base) in zip(axes.flat, panels):
-        for (av, b, algorithm), (t, m, s) in sorted(curves.items(), key=lambda kv: registry.order(kv[0][2])):
-            if (av, b) != (axis_value, base):
-                continue
-            ax.plot(t, m, label=registry.display_name(algorithm), color=color(algorithm))
-            ax.fill_between(t, m - s, m + s, alpha=0.2, color=color(algorithm))
-        label = f"{axis_name}={axis_value}, " if axis_name else ""
-        ax.set_title(f"{label}base {base}")
-        ax.set_xlabel("simulated time (s)")
-        ax.set_ylabel("test accuracy")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.suptitle(f"{title}: test accuracy (mean ± std over seeds)")
-    fig.tight_layout()
-    paths.append(save_figure(fig, out_dir / "accuracy_vs_time.png"))
-
-    # 2. staleness histograms per policy
-    by_policy = defaultdict(lambda: defaultdict(int))
-    for r in results:
-        key = r.policy + (f" ({axis_name}={r.axis_value})" if axis_name else "")
-        for v, c in r.trace["staleness_histogram"].items():
-            by_policy[key][int(v)] += c
-    fig, axes = plt.subplots(1, len(by_policy) or 1, figsize=(4.5 * max(1, len(by_policy)), 3.2), squeeze=False)
-    for ax, (policy, hist) in zip(axes.flat, sorted(by_policy.items())):
-        values = np.array(sorted(hist))
-        counts = np.array([hist[v] for v in values], dtype=float)
-        ax.bar(values, counts / counts.sum(), width=1.0, color="tab:gray")
-        mean = float((values * counts).sum() / counts.sum())
-        ax.axvline(mean, color="k", ls="--", lw=1, label=f"mean {mean:.1f}")
-        ax.set_title(policy)
-        ax.set_xlabel("staleness (versions)")
-        ax.set_ylabel("fraction of updates")
-        ax.legend()
-    fig.suptitle(f"{title}: staleness of applied gradients")
-    fig.tight_layout()
-    paths.append(save_figure(fig, out_dir / "staleness_histograms.png"))
-
-    # 3. stability (accuracy std over the second half) per algorithm and base
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    groups = sorted({(r["axis"], r["base"]) for r in rows},
-                    key=lambda g: (g[0] if g[0] is not None else 0, base_order.get(g[1], 9)))
-    algorithms = sorted({r["algorithm"] for r in rows}, key=registry.order)
-    width = 0.8 / max(1, len(algorithms))
-    for j, algorithm in enumerate(algorithms):
-        xs, ms, ss = [], [], []
-        for i, g in enumerate(groups):
-            row = next((r for r in rows if (r["axis"], r["base"]) == g and r["algorithm"] == algorithm), None)
-            if row is not None and row["accuracy_std"].mean is not None:
-                xs.append(i + (j - (len(algorithms) - 1) / 2) * width)
-                ms.append(100 * row["accuracy_std"].mean)
-                ss.append(100 * (row["accuracy_std"].half_width or 0.0))
-        ax.bar(xs, ms, width, yerr=ss, label=registry.display_name(algorithm), color=color(algorithm), capsize=3)
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([(f"{axis_name}={g[0]}\n" if axis_name else "") + g[1] for g in groups])
-    ax.set_ylabel("accuracy std, 2nd half (%)\n(lower is more stable)")
-    ax.set_title(f"{title}: training stability")
-    ax.legend()
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    paths.append(save_figure(fig, out_dir / "stability.png"))
-    plt.close("all")
-    return paths
-
-
-def save_figure(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path
-
-
 def header_note(manifest: dict) -> str:
     """What differs from the scenario's defaults (overrides, seed count), for table and plot headers."""
     parts = []
@@ -288,5 +174,7 @@ def write_report(results, out: Path, title: str, note: str = "") -> tuple[str, l
     md = f"# {title}\n\n" + (f"{note}\n\n" if note else "") + f"{markdown_table(rows)}\n"
     write_text_atomic(out / "table.md", md)
     write_text_atomic(out / "table.csv", csv_table(rows))
-    plots = plot_all(results, rows, out / "plots", title)
+    from .plots import report_figures
+
+    plots = report_figures(results, rows, out / "plots")
     return terminal_table(rows), plots

@@ -167,12 +167,7 @@ def _spearman(x, y) -> float:
 
 def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str:
     """The tidy CSV, plots and a Markdown summary of what the data shows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .report import color, save_figure
+    from .plots import sweep_figures
 
     rows = tidy_rows(results, sweep)
     write_text_atomic(out / "runs.csv", tidy_csv(rows))
@@ -187,63 +182,7 @@ def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str
         vals = [r[key] for r in rs if r[key] is not None and (key.endswith("staleness") or not r["diverged"])]
         return (float(np.mean(vals)), float(np.std(vals))) if vals else (math.nan, math.nan)
 
-    plots = out / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for algorithm in sweep.algorithms:
-        pts = sorted((mean_of(rs, "mean_staleness")[0], mean_of(rs, "p95_staleness")[0], mean_of(rs, "accuracy_std"),
-                      mean_of(rs, "final_accuracy")) for (a, _), rs in groups.items() if a == algorithm)
-        if not pts:
-            continue
-        xs = [p[0] for p in pts]
-        ax1.errorbar(xs, [100 * p[2][0] for p in pts], yerr=[100 * p[2][1] for p in pts], marker="o", capsize=3,
-                     label=algorithm, color=color(algorithm), ls="none")
-        ax2.errorbar([p[1] for p in pts], [100 * p[3][0] for p in pts], yerr=[100 * p[3][1] for p in pts],
-                     marker="o", capsize=3, label=algorithm, color=color(algorithm), ls="none")
-    ax1.set_xlabel("mean staleness of the run's trace")
-    ax1.set_ylabel("accuracy std, 2nd half (%)")
-    ax1.set_title("stability against staleness")
-    ax2.set_xlabel("95th-percentile staleness")
-    ax2.set_ylabel("final accuracy (%)")
-    ax2.set_title("accuracy against staleness")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    save_figure(fig, plots / "stability_vs_staleness.png")
-
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(shapes)), 3.8))
-    width = 0.8 / max(1, len(sweep.algorithms))
-    for j, algorithm in enumerate(sweep.algorithms):
-        vals = [mean_of(groups.get((algorithm, s), []), "time_to_target")[0] for s in shapes]
-        ax.bar(np.arange(len(shapes)) + (j - (len(sweep.algorithms) - 1) / 2) * width,
-               [0 if math.isnan(v) else v for v in vals], width, label=algorithm, color=color(algorithm))
-    ax.set_xticks(range(len(shapes)))
-    ax.set_xticklabels([s.replace(", ", "\n") for s in shapes], fontsize=8)
-    ax.set_ylabel(f"simulated time to {sweep.target_accuracy:.0%} accuracy\n(0: never reached)")
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, plots / "time_to_target.png")
-
-    by_shape: dict = {}
-    for r in results:
-        if r.policy != "fifo":
-            continue
-        key = _shape({a: r.config[a] for a in axes}, axes)
-        hist = by_shape.setdefault(key, {})
-        for v, c in r.trace["staleness_histogram"].items():
-            hist[int(v)] = hist.get(int(v), 0) + c
-    if by_shape:
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(by_shape)), 3.8))
-        data = [np.repeat(list(h), list(h.values())) for h in by_shape.values()]
-        ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(by_shape) + 1))
-        ax.set_xticklabels([s.replace(", ", "\n") for s in by_shape], fontsize=8)
-        ax.set_ylabel("staleness (fifo policy)")
-        ax.set_title("staleness distribution per cluster shape")
-        fig.tight_layout()
-        save_figure(fig, plots / "staleness_by_shape.png")
-    plt.close("all")
+    sweep_figures(results, sweep, out / "plots")
 
     lines = [f"# Sweep {sweep.name}", "",
              f"Base scenario `{sweep.scenario}`; axes: " + "; ".join(f"{a} in {sweep.axes[a]}" for a in axes)
