@@ -181,6 +181,14 @@ def tuning_csv(plan, results: dict, chosen: dict) -> str:
     return buf.getvalue()
 
 
+def shipped_dataset(path: Path) -> Optional[str]:
+    """The dataset a shipped tuning.csv was tuned on (its ``# dataset: NAME`` line)."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# dataset:"):
+            return line.partition(":")[2].strip()
+    return None
+
+
 def read_chosen(path: Path) -> dict[tuple, tuple]:
     """From a tuning.csv: (algorithm, base, axis value as text) -> chosen ((field, value), ...)."""
     rows = [line for line in path.read_text().splitlines() if not line.startswith("#")]
@@ -226,7 +234,12 @@ def run_protocol(reported: list[RunSpec], out: Path, *, grids=(), tuning_seeds: 
                                                            if cand else "no candidate converged; configured value kept"))
         reported = apply(reported, chosen)
     elif shipped is not None and shipped.is_file():
-        log(f"using the tuned values of {shipped.name} (shipped; --tune redoes the tuning)")
-        reported = apply_shipped(reported, read_chosen(shipped))
+        dataset = shipped_dataset(shipped)
+        if reported and dataset not in (None, reported[0].config.dataset):
+            log(f"note: the shipped tuned values were tuned on {dataset}, not {reported[0].config.dataset}: running "
+                "at the configured values; --tune default tunes them here")
+        else:
+            log(f"using the tuned values shipped in scenarios/tuned/{shipped.name} (--tune default redoes the tuning)")
+            reported = apply_shipped(reported, read_chosen(shipped))
     log("reported runs:")
     return run_many(reported, out, log=log, **options)
