@@ -1,6 +1,5 @@
 """Server rules on tiny hand-built inputs with hand-computed (golden) results."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -8,6 +7,7 @@ import pytest
 
 from algorithms import (ALGORITHMS, RuleError, asgd, buffered, dcasgd, gsgm, hinge, inverse, make_rule, polynomial,
                         ssgd, staleness_aware_asgd)
+from scenarios.testing import check_rule
 
 W = jnp.array([1.0, 2.0, 3.0])
 W_BAK = jnp.array([0.5, 2.0, 4.0])
@@ -209,36 +209,8 @@ def test_bad_arguments_name_the_field():
 
 
 # ------------------------------------------------------------ conformance battery
-PARAMS = {"w": jnp.ones((3, 2)), "b": jnp.zeros((2,), jnp.float32)}
-
-
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
-@pytest.mark.parametrize("base_name", ["sgd", "momentum", "adam"])
-def test_conformance(name, base_name):
-    base = {"sgd": optax.sgd(0.1), "momentum": optax.sgd(0.1, momentum=0.9), "adam": optax.adam(0.01)}[base_name]
-    rule = make_rule(name, base)
-    num_workers = 4
-    state = rule.init(PARAMS, num_workers)
-    traces = []
-
-    @jax.jit
-    def update(state, params, grad, worker, staleness, backup):
-        traces.append(1)
-        return rule.update(state, params, grad, worker=worker, staleness=staleness, backup=backup)
-
-    params, rng = PARAMS, np.random.default_rng(1)
-    for t in range(9):
-        grad = jax.tree_util.tree_map(lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), params)
-        backup = jax.tree_util.tree_map(lambda x: x - 0.01, params)
-        new_params, new_state = update(state, params, grad, jnp.int32(t % num_workers), jnp.int32(t % 3), backup)
-        assert jax.tree_util.tree_structure(new_params) == jax.tree_util.tree_structure(params)
-        assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
-        for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(params)):
-            assert a.dtype == b.dtype and a.shape == b.shape
-            assert bool(jnp.all(jnp.isfinite(a)))
-        for a, b in zip(jax.tree_util.tree_leaves(new_state), jax.tree_util.tree_leaves(state)):
-            assert a.dtype == b.dtype and a.shape == b.shape
-        params, state = new_params, new_state
-    assert len(traces) == 1, "update retraced across steps"
-    assert not all(np.array_equal(a, b) for a, b in
-                   zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(PARAMS)))
+def test_conformance(name):
+    """The testing kit's battery (scenarios.testing.PROPERTIES) on every registered rule,
+    on SGD, momentum SGD and Adam, with the policy the registry declares for it."""
+    check_rule(name)
