@@ -6,6 +6,8 @@
     stalesim reproduce SCEN   run a whole experiment: table, CSV, Markdown, plots
     stalesim sweep FILE       run a sweep over configuration fields
     stalesim report DIR       redraw table and plots from saved results
+    stalesim claims           judge the paper's claims from saved results
+    stalesim check MOD:FUNC   conformance battery and canonical cases for a rule
     stalesim data fetch NAME  download CIFAR-10/100 (explicit, opt-in)
 
 Every error is one line on stderr naming the option and what is allowed, and a
@@ -201,9 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_simulate(sub)
-    from . import commands, fetch
+    from . import commands, fetch, testing
 
     commands.add_subcommands(sub)
+    testing.add_subcommand(sub)
     fetch.add_subcommand(sub)
     return parser
 

@@ -42,7 +42,7 @@ from algorithms.checks import Spec
 from .catalogue import SCENARIOS, RunSpec, check_algorithms, grid
 from .config import FIELDS, ConfigError, ExperimentConfig, check_names
 from .results import RunResult, write_text_atomic
-from .stats import censored_times, time_to_target
+from .stats import censored_times, estimate, time_to_target
 from .tuning import grids_from_table
 
 SHIPPED = Path(__file__).resolve().parent / "sweeps"
@@ -165,11 +165,16 @@ def _spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+MIN_POINTS = 5  # no correlation or trend sentence from fewer runs
+
+
 def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str:
-    """The tidy CSV, plots and a Markdown summary of what the data shows."""
+    """The tidy CSV, plots and a Markdown summary of what the data shows (and no more)."""
+    from algorithms import registry
+
     from .plots import sweep_figures
 
-    rows = tidy_rows(results, sweep)
+    rows = tidy_rows([r for r in results if r.split == "test"], sweep)
     write_text_atomic(out / "runs.csv", tidy_csv(rows))
     axes = list(sweep.axes)
     shapes = sorted({_shape(r, axes) for r in rows})
@@ -177,50 +182,62 @@ def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str
     for r in rows:
         groups.setdefault((r["algorithm"], _shape(r, axes)), []).append(r)
 
-    def mean_of(rs, key):
-        """Mean and std over seeds; metrics of diverged runs do not exist, their staleness does."""
-        vals = [r[key] for r in rs if r[key] is not None and (key.endswith("staleness") or not r["diverged"])]
-        return (float(np.mean(vals)), float(np.std(vals))) if vals else (math.nan, math.nan)
+    def converged(rs, key):
+        return [r[key] for r in rs if r["outcome"] == "converged"]
 
     sweep_figures(results, sweep, out / "plots")
 
     lines = [f"# Sweep {sweep.name}", "",
              f"Base scenario `{sweep.scenario}`; axes: " + "; ".join(f"{a} in {sweep.axes[a]}" for a in axes)
-             + f"; {', '.join(sweep.algorithms)} on {', '.join(sweep.bases)}; {sweep.seeds} seeds; "
-             f"{len(results)} runs.", "", "## What the data shows", ""]
+             + f"; {', '.join(registry.display_name(a) for a in sweep.algorithms)} on {', '.join(sweep.bases)}; "
+             f"{sweep.seeds} seeds; {len(rows)} runs.", "", "## What the data shows", ""]
     for algorithm in sweep.algorithms:
-        rs = [r for r in rows if r["algorithm"] == algorithm and not r["diverged"]]
+        mine = [r for r in rows if r["algorithm"] == algorithm]
+        rs = [r for r in mine if r["outcome"] == "converged"]
+        counts = f"{len(rs)}/{len(mine)} runs converged"
+        if len(rs) < MIN_POINTS:
+            lines.append(f"- **{registry.display_name(algorithm)}**: too few runs for a trend ({counts}; a rank "
+                         f"correlation needs at least {MIN_POINTS}).")
+            continue
         rho = _spearman([r["mean_staleness"] for r in rs], [r["accuracy_std"] for r in rs])
         rho_acc = _spearman([r["mean_staleness"] for r in rs], [r["final_accuracy"] for r in rs])
-        diverged = sum(r["diverged"] for r in rows if r["algorithm"] == algorithm)
-        lines.append(f"- **{algorithm}**: rank correlation of mean staleness with accuracy std "
-                     f"{rho:+.2f}, with final accuracy {rho_acc:+.2f} ({len(rs)} finished runs, {diverged} diverged).")
-    worst = max(shapes, key=lambda s: np.nanmean([mean_of(groups.get((a, s), []), "mean_staleness")[0]
-                                                  for a in sweep.algorithms]))
-    ranked = sorted(sweep.algorithms, key=lambda a: mean_of(groups.get((a, worst), []), "accuracy_std")[0])
-    lines.append(f"- At the most stale cluster shape ({worst}) the most stable algorithm is **{ranked[0]}** "
-                 "(lowest accuracy std), then " + ", ".join(ranked[1:]) + ".")
-    lines += ["", "## Per cluster shape (mean ± std over seeds)", "",
-              "| shape | algorithm | mean / p95 staleness | final acc. (%) | acc. std (%) | time to target |",
-              "|---|---|---|---|---|---|"]
+        lines.append(f"- **{registry.display_name(algorithm)}**: rank correlation of mean staleness with accuracy "
+                     f"std {_rho(rho)}, with final accuracy {_rho(rho_acc)} ({counts}).")
+    stale = {s: np.mean([r["mean_staleness"] for a in sweep.algorithms for r in groups.get((a, s), [])]) for s in shapes}
+    worst = max(shapes, key=lambda s: stale[s])
+    stds = {a: estimate(converged(groups.get((a, worst), []), "accuracy_std")) for a in sweep.algorithms}
+    ranked = sorted((a for a in sweep.algorithms if stds[a].mean is not None), key=lambda a: stds[a].mean)
+    if len(ranked) >= 2 and min(stds[a].n for a in ranked) >= 2:
+        lines.append(f"- At the most stale cluster shape ({worst}) the lowest accuracy std is "
+                     f"{registry.display_name(ranked[0])}'s, then "
+                     + ", ".join(registry.display_name(a) for a in ranked[1:])
+                     + " (means over converged seeds; intervals in the table below).")
+    else:
+        lines.append(f"- At the most stale cluster shape ({worst}): too few converged runs to rank the algorithms.")
+    lines += ["", "## Per cluster shape (mean ± 95% interval over converged seeds)", "",
+              "| shape | algorithm | converged | mean / p95 staleness | final acc. (%) | acc. std (%) | "
+              f"time to {100 * sweep.target_accuracy:.0f}% |", "|---|---|---|---|---|---|---|"]
     for s in shapes:
         for a in sweep.algorithms:
             rs = groups.get((a, s), [])
             if not rs:
                 continue
-            ms, p95 = mean_of(rs, "mean_staleness")[0], mean_of(rs, "p95_staleness")[0]
-            fa, st = mean_of(rs, "final_accuracy"), mean_of(rs, "accuracy_std")
+            ms = np.mean([r["mean_staleness"] for r in rs])
+            p95 = np.mean([r["p95_staleness"] for r in rs])
+            outcomes = f"{sum(r['outcome'] == 'converged' for r in rs)}/{len(rs)}" + "".join(
+                f", {sum(r['outcome'] == o for r in rs)} {o}" for o in ("failed", "diverged")
+                if any(r["outcome"] == o for r in rs))
             ttt = censored_times([r["time_to_target"] for r in rs], [r["sim_time"] for r in rs]).format()
-            n_div = sum(r["diverged"] for r in rs)
-            note = f" ({n_div}/{len(rs)} diverged)" if n_div else ""
-            if n_div == len(rs):
-                acc_text = std_text = "diverged"
-            else:
-                acc_text = f"{100 * fa[0]:.1f} ± {100 * fa[1]:.1f}{note}"
-                std_text = f"{100 * st[0]:.2f} ± {100 * st[1]:.2f}"
-            lines.append(f"| {s} | {a} | {ms:.1f} / {p95:.0f} | {acc_text} | {std_text} | {ttt} |")
-    lines += ["", "Plots: `plots/stability_vs_staleness.png`, `plots/time_to_target.png`, "
-                  "`plots/staleness_by_shape.png`; every run: `runs.csv`.", ""]
+            lines.append(f"| {s} | {registry.display_name(a)} | {outcomes} | {ms:.1f} / {p95:.0f} | "
+                         f"{estimate(converged(rs, 'final_accuracy')).format()} | "
+                         f"{estimate(converged(rs, 'accuracy_std')).format(digits=2)} | {ttt} |")
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    lines += ["", "Plots (PNG and PDF, each with a caption .txt): " + ", ".join(f"`plots/{p}`" for p in plots)
+              + "; every run: `runs.csv`.", ""]
     summary = "\n".join(lines)
     write_text_atomic(out / "summary.md", summary)
     return summary
+
+
+def _rho(value: float) -> str:
+    return "undefined (no variation)" if math.isnan(value) else f"{value:+.2f}"
