@@ -363,6 +363,17 @@ def markdown(root: Path) -> str:
            "training set (see docs/protocol.md).", "",
            "| claim | verdict |", "|---|---|"]
     out += [f"| {title} | **{verdict}** |" for title, _, (verdict, _) in sections]
+    out += ["", "Where the numbers come from (each run's result.json holds the full provenance):", ""]
+    for name, rs in (("fmnist", fmnist), ("scale", scale), ("noniid", noniid), ("sweep-stability", stability)):
+        reported = [r for r in rs if r.split == "test"]
+        if not reported:
+            out.append(f"- `{name}`: no results")
+            continue
+        jax_versions = sorted({r.versions.get("jax", "?") for r in reported})
+        machines = sorted({r.provenance.get("machine", {}).get("processor", "?") for r in reported})
+        seeds = sorted({r.seed for r in reported})
+        out.append(f"- `{name}`: {len(reported)} reported runs, seeds {', '.join(map(str, seeds))}; JAX "
+                   f"{', '.join(jax_versions)} on {', '.join(machines)} CPU.")
     for title, command, (verdict, lines) in sections:
         out += ["", f"## {title}", "", f"Verdict: **{verdict}** (from `{command}`).", ""] + lines
     return "\n".join(out) + "\n"

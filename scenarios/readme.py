@@ -6,7 +6,8 @@
 A generated section sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``:
 
 - ``fmnist-table``: ``results/fmnist/table.md`` verbatim (without its title line);
-- ``claims``: the verdict table of ``docs/claims.md``.
+- ``claims``: the verdict table of ``docs/claims.md``;
+- ``algorithms``: the algorithm registry.
 
 ``check`` fails (exit 1) when the README's fmnist table differs from the table a fresh
 run wrote; the same config and seeds give the same numbers bit for bit, so any
@@ -52,12 +53,39 @@ def claims_body(claims_md: str) -> str:
     return "\n".join(rows[:end]) + "\n"
 
 
+def algorithms_body() -> str:
+    """The registry as a table: name, display name, default policy, hyperparameters, paper."""
+    from algorithms import registry
+
+    from .config import FIELDS
+
+    defaults = {name: f.default for name, f in FIELDS.items()}
+    lines = ["| `--algorithms` | shown as | policy | hyperparameters (`--set`) | what | paper |", "|---|---|---|---|---|---|"]
+    for a in registry.ALGORITHMS.values():
+        hyper = ", ".join(f"`{h.name}`" for h in a.hyperparameters) or "—"
+        lines.append(f"| `{a.name}` | {a.display} | `{a.policy_for(defaults)}` | {hyper} | {a.summary} | "
+                     f"{a.paper or '—'} |")
+    return "\n".join(lines) + "\n"
+
+
 def update(results: Path, claims: Path) -> None:
     text = README.read_text()
+    text = replace_section(text, "algorithms", algorithms_body())
     text = replace_section(text, "fmnist-table", table_body((results / "fmnist" / "table.md").read_text()))
     if claims.is_file():
         text = replace_section(text, "claims", claims_body(claims.read_text()))
     README.write_text(text)
+
+
+def stale_sections(claims: Path) -> list[str]:
+    """The generated sections whose source changed (the fmnist table needs a fresh run: see ``check``)."""
+    text = README.read_text()
+    stale = []
+    if section(text, "algorithms") != algorithms_body():
+        stale.append("algorithms")
+    if claims.is_file() and section(text, "claims") != claims_body(claims.read_text()):
+        stale.append("claims")
+    return stale
 
 
 def check(fresh: Path) -> int:

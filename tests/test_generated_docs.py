@@ -1,0 +1,25 @@
+"""Every number the README and docs show is generated: each generated section is fresh."""
+
+from pathlib import Path
+
+from scenarios import readme
+from scenarios.claims import markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_claims_md_follows_from_the_committed_results():
+    """docs/claims.md is exactly what `stalesim claims --results docs/claims-data` writes."""
+    text = markdown(ROOT / "docs" / "claims-data")
+    assert (ROOT / "docs" / "claims.md").read_text() == text.replace(str(ROOT / "docs" / "claims-data"),
+                                                                      "docs/claims-data")
+
+
+def test_readme_sections_generated_from_the_registry_and_the_claims_are_fresh():
+    assert readme.stale_sections(ROOT / "docs" / "claims.md") == []
+
+
+def test_readme_fmnist_table_is_the_committed_run():
+    """The README's table is table.md of the committed fmnist run; CI also compares it with a fresh run."""
+    shown = readme.section(readme.README.read_text(), "fmnist-table")
+    assert shown == readme.table_body((ROOT / "docs" / "claims-data" / "fmnist" / "table.md").read_text())
