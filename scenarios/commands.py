@@ -46,6 +46,9 @@ def add_subcommands(sub) -> None:
                             "scenario's grid (default: the scenario's shipped tuned values, if any)")
         p.add_argument("--tuning-seeds", default="2", help="tuning seeds per candidate (default: 2)")
         p.add_argument("--jobs", default="1", help="runs carried out at once in separate processes (default: 1)")
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the grid (runs, updates) and an estimated wall time from a short calibration "
+                            "on this machine; run nothing")
         p.add_argument("--force", action="store_true", help="recompute runs that are already finished")
         p.set_defaults(func=cmd_run if name == "run" else cmd_reproduce)
 
@@ -59,6 +62,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--jobs", default=None, help="local processes (default: one per CPU core)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files")
     p.add_argument("--force", action="store_true", help="recompute finished runs")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the grid (runs, updates) and an estimated wall time; run nothing")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("claims", help="judge the paper's claims from saved results (docs/claims.md)",
@@ -193,8 +198,10 @@ def experiment_identity(args) -> dict:
 def claim_folder(out: Path, identity: dict, force: bool) -> None:
     """Refuse an output folder that holds a different experiment, unless ``--force``."""
     manifest = out / "experiment.json"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; choose another --out")
     if not manifest.is_file():
-        if out.exists() and any(out.iterdir()) and not (out / "runs").is_dir():
+        if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()) and not (out / "runs").is_dir():
             raise ConfigError(f"--out {out}: the folder exists and holds something else; choose another --out")
         return
     try:
@@ -227,6 +234,9 @@ def _execute(args):
     jobs = _count(args.jobs, "--jobs")
     grids = _grids(args, scenario)
     tuning_seeds = _count(args.tuning_seeds, "--tuning-seeds")
+    if args.dry_run:
+        dry_run(runs, grids, tuning_seeds, jobs, args.data_dir)
+        return scenario, None, out
     claim_folder(out, experiment_identity(args), args.force)
     with FolderLock(out):
         _write_manifest(scenario, config, runs, out, args)
@@ -238,10 +248,36 @@ def _execute(args):
     return scenario, results, out
 
 
+def dry_run(runs, grids, tuning_seeds: int, jobs: int, data_dir) -> None:
+    """The grid and an estimated wall time: two short runs of the first cell on this machine
+    (``a + b * updates``: a the start-up and compilation, b the time per update) scaled to
+    every run, divided over the processes."""
+    from .estimate import calibrate
+    from .tuning import tuning_runs
+
+    tuning = [r for entries in tuning_runs(runs, grids, tuning_seeds).values() for _, r in entries] if grids else []
+    everything = tuning + runs
+    updates = sum(r.config.updates for r in everything)
+    cells = len({(r.config, r.algorithm, r.base) for r in runs})
+    print(f"grid: {len(runs)} reported runs ({cells} cells x {len(runs) // max(1, cells)} seeds)"
+          + (f" + {len(tuning)} tuning runs" if tuning else "") + f"; {updates:,} applied updates in all")
+    start, per_update = calibrate(runs[0], data_dir)
+    seconds = sum(start + per_update * r.config.updates for r in everything) / max(1, min(jobs, len(everything)))
+    print(f"calibration on this machine: {start:.1f} s to start a run (data, compilation), "
+          f"{1 / per_update:,.0f} updates/s")
+    print(f"estimated wall time with --jobs {jobs}: {_duration(seconds)} (nothing was run; drop --dry-run to run)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 def cmd_run(args) -> int:
     from .report import aggregate, terminal_table
 
     scenario, results, out = _execute(args)
+    if results is None:
+        return 0
     print()
     print(terminal_table(aggregate(results)))
     return 0
@@ -251,6 +287,8 @@ def cmd_reproduce(args) -> int:
     from .report import header_note, write_report
 
     scenario, results, out = _execute(args)
+    if results is None:
+        return 0
     manifest = json.loads((out / "experiment.json").read_text())
     table, plots = write_report(results, out, f"stalesim reproduce {scenario.name}", header_note(manifest))
     print()
@@ -325,6 +363,9 @@ def cmd_sweep(args) -> int:
         except ImportError:
             raise ConfigError("--backend ray: Ray is not installed; install it with pip install 'stalesim[ray]'") from None
     out = Path(args.out or f"results/sweep-{sweep.name}")
+    if args.dry_run:
+        dry_run(runs, sweep.tune, 2, jobs or os.cpu_count() or 1, args.data_dir)
+        return 0
     claim_folder(out, {"sweep": str(sweep.path)}, args.force)
     with FolderLock(out):
         write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,

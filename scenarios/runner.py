@@ -94,10 +94,26 @@ def policy_for(algorithm: str, cfg) -> str:
     return registry.get(algorithm).policy_for(cfg.to_dict())
 
 
+_RULES: dict = {}
+_MAX_RULES = 64
+
+
 def rule_for(algorithm: str, base: str, cfg):
-    """The server rule of ``algorithm`` on the base optimizer ``base`` with this configuration."""
-    return registry.get(algorithm).rule(Base(base, cfg.learning_rate(base), cfg.momentum), cfg.workers,
-                                        cfg.to_dict())
+    """The server rule of ``algorithm`` on the base optimizer ``base`` with this configuration.
+
+    One rule object per (algorithm, base, learning rate, momentum, workers, the algorithm's
+    hyperparameters) in a process, so the replay engine (cached by rule object) compiles
+    once for every seed of it instead of once per run."""
+    entry = registry.get(algorithm)
+    values = cfg.to_dict()
+    base_ = Base(base, cfg.learning_rate(base), cfg.momentum)
+    key = (entry.name, base_, cfg.workers,
+           json.dumps({h.name: values[h.name] for h in entry.hyperparameters}, sort_keys=True, default=repr))
+    if key not in _RULES:
+        if len(_RULES) >= _MAX_RULES:
+            _RULES.pop(next(iter(_RULES)))
+        _RULES[key] = entry.rule(base_, cfg.workers, values)
+    return _RULES[key]
 
 
 def trace_for(cfg, algorithm: str, seed: int, cache_dir: Optional[Path], num_classes: int = 10,
@@ -120,7 +136,8 @@ def trace_for(cfg, algorithm: str, seed: int, cache_dir: Optional[Path], num_cla
         try:
             return Trace.load(path)
         except TraceError:
-            pass  # a damaged cache entry is simulated again
+            raise ConfigError(f"--out: the cached trace {path} is unreadable; delete it (it is only a cache and is "
+                              "simulated again)") from None
     trace = simulate(spec, policy=policy, num_updates=cfg.updates, seed=seed)
     if path is not None:
         trace.save(path)
@@ -246,8 +263,15 @@ def pending(runs: list[RunSpec], out: Path, force: bool) -> tuple[dict, list[Run
     """Runs already finished in ``out`` (by key) and the runs still to do."""
     done, todo = {}, []
     for run in runs:
-        existing = None if force else load_result(out / "runs" / run.dirname / "result.json")
-        if existing is not None and existing.key == run.key:
+        path = out / "runs" / run.dirname / "result.json"
+        existing = None if force else load_result(path)
+        if existing is None and path.exists() and not force:
+            raise ConfigError(f"--out {out}: {path.relative_to(out)} is unreadable (corrupt, or not a stalesim "
+                              "result); remove it, or use --force to recompute every run")
+        if existing is not None and existing.key != run.key:
+            raise ConfigError(f"--out {out}: {path.relative_to(out)} holds another run (key {existing.key}); "
+                              "remove it, or use --force to recompute every run")
+        if existing is not None:
             done[run.key] = existing
         else:
             todo.append(run)

@@ -17,6 +17,7 @@ each applied gradient's read version, are the trace contract in ``algorithms.eve
 from __future__ import annotations
 
 import io
+import os
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ class Trace:
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8),
                             **{a: getattr(self, a) for a in _ARRAYS})
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: --jobs N may write it at once
         tmp.write_bytes(buf.getvalue())
         tmp.replace(path)
         return path

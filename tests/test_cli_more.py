@@ -1,0 +1,138 @@
+"""More bad input (sweep files, output folders, --jobs), honest small samples, --dry-run, provenance."""
+
+import json
+import textwrap
+
+import pytest
+
+from scenarios.cli import main
+from scenarios.results import RunResult
+from scenarios.stats import censored_times, estimate
+
+TINY = ["--seeds", "1", "--updates", "40", "--set", "eval_every=20", "--base", "sgd", "--algorithms", "asgd"]
+
+
+def _one_error_line(capsys, needle):
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and err[0].startswith("stalesim: error:") and needle in err[0], err
+    return err[0]
+
+
+SWEEPS = {
+    "unknown axis field": ('scenario = "synthetic"\n[axes]\nnope = [1, 2]\n', "axes.nope"),
+    "empty axis": ('scenario = "synthetic"\n[axes]\nworkers = []\n', "axes.workers"),
+    "wrong type": ('scenario = "synthetic"\n[axes]\nworkers = ["many"]\n', "workers"),
+    "missing base scenario": ('scenario = "nosuch"\n[axes]\nworkers = [2]\n', "scenario"),
+    "bad tune": ('scenario = "synthetic"\n[tune]\nlr = ["fast"]\n', "tune"),
+    "not toml": ('scenario = \n', "TOML"),
+}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_bad_sweep_files(name, tmp_path, capsys):
+    text, needle = SWEEPS[name]
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out)]) == 2
+    _one_error_line(capsys, needle)
+    assert not out.exists()
+
+
+def test_jobs_zero_and_bad_tune(tmp_path, capsys):
+    assert main(["run", "synthetic", *TINY, "--jobs", "0", "--out", str(tmp_path / "a")]) == 2
+    _one_error_line(capsys, "--jobs")
+    assert main(["run", "synthetic", *TINY, "--tune", "lr=x0", "--out", str(tmp_path / "b")]) == 2
+    _one_error_line(capsys, "--tune")
+    assert main(["run", "synthetic", *TINY, "--tune", "nosuch=1,2", "--out", str(tmp_path / "c")]) == 2
+    _one_error_line(capsys, "--tune")
+    assert not any(tmp_path.iterdir())
+
+
+def test_unwritable_out_and_report_on_empty_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["run", "synthetic", *TINY, "--out", str(blocker)]) == 2
+    _one_error_line(capsys, "--out")
+    assert blocker.read_text() == "not a folder"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty)]) == 2
+    _one_error_line(capsys, "dir")
+
+
+def test_one_folder_one_experiment_and_corrupt_results(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "synthetic", *TINY, "--out", str(out)]) == 0
+    manifest = (out / "experiment.json").read_text()
+    capsys.readouterr()
+    # another experiment into the same folder is refused, and nothing is replaced
+    assert main(["run", "synthetic", *TINY, "--workers", "5", "--out", str(out)]) == 2
+    _one_error_line(capsys, "holds a different experiment")
+    assert (out / "experiment.json").read_text() == manifest
+    # the same experiment resumes
+    assert main(["run", "synthetic", *TINY, "--out", str(out)]) == 0
+    assert "done before, kept" in capsys.readouterr().out
+    # a corrupt result.json is reported, not silently overwritten
+    result = next(out.glob("runs/*/result.json"))
+    result.write_text("{ not json")
+    assert main(["run", "synthetic", *TINY, "--out", str(out)]) == 2
+    _one_error_line(capsys, "unreadable")
+    assert result.read_text() == "{ not json"
+    # --force recomputes
+    assert main(["run", "synthetic", *TINY, "--out", str(out), "--force"]) == 0
+    json.loads(result.read_text())
+
+
+def test_a_second_command_on_a_locked_folder_is_refused(tmp_path, capsys):
+    from scenarios.lock import FolderLock
+
+    out = tmp_path / "out"
+    with FolderLock(out):
+        assert main(["run", "synthetic", *TINY, "--out", str(out)]) == 2
+        _one_error_line(capsys, "another stalesim command")
+
+
+def test_result_json_records_provenance_and_outcome(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "synthetic", *TINY, "--set", "lr_sgd=0.05", "--out", str(out)]) == 0
+    r = json.loads(next(out.glob("runs/*/result.json")).read_text())
+    assert r["outcome"] in ("converged", "failed", "diverged")
+    for key in ("python", "jax", "jaxlib", "numpy", "simpy", "optax", "stalesim", "git_commit"):
+        assert key in r["versions"]
+    assert r["provenance"]["data"]["dataset"] == "synthetic"
+    assert {"platform", "jax_device"} <= set(r["provenance"]["machine"])
+    assert r["provenance"]["invocation"]["overrides"] == {"eval_every": "20", "lr_sgd": "0.05"}
+
+
+def test_chance_level_run_is_failed(tmp_path, capsys):
+    """A finite run that does not learn (learning rate far too large) is 'failed', not 'converged'."""
+    out = tmp_path / "out"
+    assert main(["run", "synthetic", *TINY, "--set", "lr_sgd=1000", "--out", str(out)]) == 0
+    r = json.loads(next(out.glob("runs/*/result.json")).read_text())
+    assert r["outcome"] in ("failed", "diverged")
+
+
+def test_dry_run_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reproduce", "synthetic", "--tune", "lr=x0.1,x1", "--dry-run", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "12 reported runs" in text and "24 tuning runs" in text and "estimated wall time" in text
+    assert not out.exists()
+
+
+def test_small_samples_are_honest():
+    assert estimate([0.5]).format() == "50.0 ± —"
+    assert estimate([]).format() == "—"
+    assert estimate([0.5, 0.7]).half_width == pytest.approx(12.706 * 0.1414213562 / 2 ** 0.5, rel=1e-4)
+    # censored: a median only when at least half reached the target
+    assert censored_times([10.0, None, None], [50.0, 60.0, 70.0]).format() == "> 70 s (1/3)"
+    assert censored_times([10.0, 20.0, None], [50.0, 60.0, 70.0]).format() == "20 s (2/3)"
+    assert censored_times([10.0, None], [50.0, 60.0]).format() == "> 60 s (1/2)"
+
+
+def test_old_result_json_is_migrated():
+    old = {"run": "dcasgd-sgd-s0", "key": "k", "algorithm": "dcasgd", "base": "sgd", "seed": 0, "policy": "fifo",
+           "config": {}, "history": [], "trace": {}, "diverged": True, "final_accuracy": None}
+    r = RunResult.from_json(old)
+    assert r.algorithm == "dcasgd-a" and r.outcome == "diverged"
