@@ -328,6 +328,16 @@ def claim_noniid(results: list[RunResult], tuning_csv: Optional[Path] = None) ->
     return ("reproduced" if all(smaller) else "partly" if any(smaller) else "not reproduced"), lines
 
 
+def _count_tuning_runs(path: Optional[Path]) -> int:
+    """Candidate runs in a tuning.csv (one row per candidate field, value and tuning seed)."""
+    import csv
+
+    if path is None or not path.is_file():
+        return 0
+    rows = csv.DictReader(line for line in path.read_text().splitlines() if not line.startswith("#"))
+    return len({(r["algorithm"], r["base"], r["axis_value"], r["value"], r["tuning_seed"]) for r in rows})
+
+
 def markdown(root: Path) -> str:
     """docs/claims.md from the results under ``root``."""
     def load(name):
@@ -372,7 +382,13 @@ def markdown(root: Path) -> str:
         jax_versions = sorted({r.versions.get("jax", "?") for r in reported})
         machines = sorted({r.provenance.get("machine", {}).get("processor", "?") for r in reported})
         seeds = sorted({r.seed for r in reported})
-        out.append(f"- `{name}`: {len(reported)} reported runs, seeds {', '.join(map(str, seeds))}; JAX "
+        tuning_file = tuning(name) if name != "sweep-stability" else None
+        tuning_runs = _count_tuning_runs(tuning_file)
+        cost = (f" + {tuning_runs} tuning runs (`{tuning_file.parent.name}/{tuning_file.name}`)" if tuning_runs
+                else "")
+        out.append(f"- `{name}`: {len(reported)} reported runs{cost}, seeds {', '.join(map(str, seeds))}; "
+                   f"{sum(r.updates_replayed for r in reported):,} applied updates replayed in "
+                   f"{sum(r.wall_time for r in reported):.0f} s of replay (summed over runs); JAX "
                    f"{', '.join(jax_versions)} on {', '.join(machines)} CPU.")
     for title, command, (verdict, lines) in sections:
         out += ["", f"## {title}", "", f"Verdict: **{verdict}** (from `{command}`).", ""] + lines
