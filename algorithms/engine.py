@@ -1,4 +1,4 @@
-"""Run a schedule's ops on a carried state: one jitted call per op, or a ``lax.scan`` over a run of them.
+"""Run a schedule's ops on a carried state: one jitted call per op, or one compiled loop over a run of them.
 
 The values each op gives its events (see ``algorithms.schedule`` for the ops):
 
@@ -69,98 +69,116 @@ def _op_function(variant: int, rule: Rule, grad_fn, batch_fn):
 
 
 class Engine:
-    """Jitted op functions, built lazily: per variant, one step and one ``lax.scan``
-    over a chunk of consecutive ops of that variant."""
+    """Jitted op functions, built lazily, per variant: one step (one op per call) and one
+    loop over any range of consecutive ops of that variant (a ``lax.fori_loop`` whose
+    bounds are arguments, so one compilation serves every run length and every trace)."""
 
-    def __init__(self, rule, loss_fn, batch_fn, vmapped: bool, chunk: int):
-        self.rule, self.batch_fn, self.vmapped, self.chunk = rule, batch_fn, vmapped, chunk
+    def __init__(self, rule, loss_fn, batch_fn, vmapped: bool):
+        self.rule, self.batch_fn, self.vmapped = rule, batch_fn, vmapped
         self.grad_fn = jax.grad(loss_fn)
         self.steps: dict[int, Callable] = {}
-        self.scans: dict[int, Callable] = {}
+        self.loops: dict[int, Callable] = {}
 
-    def _wrap(self, fn):
-        if self.vmapped:
-            fn = jax.vmap(fn, in_axes=(0, None, 0, None, None))
+    def _wrap(self, fn, unbatched: int):
+        if self.vmapped:  # the carry and the seed are batched; op indices, ops and data are shared
+            fn = jax.vmap(fn, in_axes=(0,) + (None,) * unbatched + (0, None, None))
         return jax.jit(fn, donate_argnums=0)
 
     def step(self, variant: int):
         if variant not in self.steps:
             run_op = _op_function(variant, self.rule, self.grad_fn, self.batch_fn)
-            self.steps[variant] = self._wrap(lambda carry, i, seed, ops, data: run_op(carry, ops[i], seed, data))
+            self.steps[variant] = self._wrap(lambda carry, i, seed, ops, data: run_op(carry, ops[i], seed, data), 1)
         return self.steps[variant]
 
-    def scan(self, variant: int):
-        """``lax.scan`` over ``chunk`` consecutive ops of one variant. (A ``lax.switch``
-        over mixed variants inside the scan was measured 2-3x slower on the CPU: the
+    def loop(self, variant: int):
+        """Ops ``start`` to ``stop - 1`` (all of this variant) in one call. (A ``lax.switch``
+        over mixed variants inside the loop was measured 2-3x slower on the CPU: the
         conditional copies the carry, snapshots included.)"""
-        if variant not in self.scans:
+        if variant not in self.loops:
             run_op = _op_function(variant, self.rule, self.grad_fn, self.batch_fn)
-            chunk = self.chunk
 
-            def run_chunk(carry, start, seed, ops, data):
-                rows = jax.lax.dynamic_slice_in_dim(ops, start, chunk)
-                return jax.lax.scan(lambda c, op: (run_op(c, op, seed, data), None), carry, rows)[0]
-            self.scans[variant] = self._wrap(run_chunk)
-        return self.scans[variant]
+            def run_ops(carry, start, stop, seed, ops, data):
+                return jax.lax.fori_loop(start, stop, lambda i, c: run_op(c, ops[i], seed, data), carry)
+            self.loops[variant] = self._wrap(run_ops, 2)
+        return self.loops[variant]
 
     def init_carry(self, schedule: Schedule, params0) -> Carry:
         """The starting state for ``params0`` (stacked ``[R, ...]`` when vmapped); a copy,
-        since each call donates the carry."""
+        since each call donates the carry. Every row of the store holds ``params0``."""
         rule = self.rule
+        rows = schedule.num_rows
 
         def fresh_carry(p):
             state = rule.init(p, schedule.num_workers)
             zeros = jax.tree_util.tree_map(jnp.zeros_like, p)
             pending = tree_stack(zeros, schedule.num_slots) if schedule.needs_slots else ()
             backups = tree_stack(zeros, schedule.num_slots) if schedule.needs_slots and rule.uses_backup else ()
-            return Carry(p, state, tree_stack(p, schedule.num_rows), pending, backups)
+            return Carry(p, state, tree_stack(p, rows), pending, backups)
 
         params0 = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), params0)
         return jax.vmap(fresh_carry)(params0) if self.vmapped else fresh_carry(params0)
 
 
-class Program(NamedTuple):
-    """A schedule's ops on the device, and where each run of one variant ends."""
+OPS_BUCKET = 4096  # the op table is padded to a multiple of this many rows
 
-    ops: Any  # [M, NUM_COLUMNS] device array
+
+def padded_length(num_ops: int) -> int:
+    """Rows of the op table on the device: ``num_ops`` rounded up to a multiple of
+    ``OPS_BUCKET``, so traces of one shape (seeds, policies) share compilations."""
+    return max(1, -(-num_ops // OPS_BUCKET)) * OPS_BUCKET
+
+
+class Program(NamedTuple):
+    """A schedule's ops on the device (padded, see ``padded_length``), and where each run
+    of one variant ends."""
+
+    ops: Any  # [padded_length(M), NUM_COLUMNS] device array; rows past M are never run
     variant: np.ndarray
     run_end: np.ndarray
 
     @classmethod
     def of(cls, schedule: Schedule) -> "Program":
-        variant = schedule.variant
-        return cls(jnp.asarray(schedule.ops), variant, np.append(np.flatnonzero(np.diff(variant)) + 1, len(variant)))
+        variant, ops = schedule.variant, schedule.ops
+        padded = np.full((padded_length(len(ops)), ops.shape[1]), -1, dtype=ops.dtype)
+        padded[:len(ops)] = ops
+        return cls(jnp.asarray(padded), variant, np.append(np.flatnonzero(np.diff(variant)) + 1, len(variant)))
 
 
-def advance(engine: Engine, carry: Carry, program: Program, start: int, stop: int, seed, data, mode: str) -> Carry:
-    """Run ops ``start`` to ``stop - 1``: per run of one variant, ``lax.scan`` over whole
-    chunks (``mode="scan"``), then one jitted call per remaining op."""
+def advance(engine: Engine, carry: Carry, program: Program, start: int, stop: int, seed, data, mode: str,
+            chunk: int | None = None) -> Carry:
+    """Run ops ``start`` to ``stop - 1``: per run of one variant, one loop call
+    (``mode="scan"``; at most ``chunk`` ops per call when given) or one jitted call per
+    op (``mode="loop"``)."""
     ops, variant, run_end = program
     i = start
     while i < stop:
         v = int(variant[i])
         end = min(int(run_end[np.searchsorted(run_end, i, side="right")]), stop)
         if mode == "scan":
-            while end - i >= engine.chunk:
-                carry = engine.scan(v)(carry, i, seed, ops, data)
-                i += engine.chunk
-        step = engine.step(v)
-        while i < end:
-            carry = step(carry, i, seed, ops, data)
-            i += 1
+            loop = engine.loop(v)
+            while i < end:
+                j = end if chunk is None else min(end, i + chunk)
+                carry = loop(carry, i, j, seed, ops, data)
+                i = j
+        else:
+            step = engine.step(v)
+            while i < end:
+                carry = step(carry, i, seed, ops, data)
+                i += 1
     return carry
 
 
 _ENGINES: dict = {}
-_MAX_ENGINES = 16
+_MAX_ENGINES = 32
 
 
-def engine_for(rule, loss_fn, batch_fn, vmapped: bool, chunk: int) -> Engine:
+def engine_for(rule, loss_fn, batch_fn, vmapped: bool) -> Engine:
     """The engine for these functions, reused across calls so a replay with the same
-    rule object, loss and batch functions compiles nothing new."""
-    key = (rule, loss_fn, batch_fn, vmapped, chunk)
+    rule object, loss and batch functions compiles nothing new (``scenarios.runner``
+    keeps one rule object per algorithm, base and hyperparameters for this)."""
+    key = (rule, loss_fn, batch_fn, vmapped)
     if key not in _ENGINES:
         if len(_ENGINES) >= _MAX_ENGINES:
             _ENGINES.pop(next(iter(_ENGINES)))
-        _ENGINES[key] = Engine(rule, loss_fn, batch_fn, vmapped, chunk)
+        _ENGINES[key] = Engine(rule, loss_fn, batch_fn, vmapped)
     return _ENGINES[key]

@@ -19,7 +19,7 @@ from .base import Rule, tree_row
 from .engine import MODES, Program, advance, engine_for
 from .events import ReplayError
 from .history import History, Recorder
-from .schedule import Schedule, schedule_for
+from .schedule import HAS_PULL, Schedule, schedule_for
 
 
 class Problem(NamedTuple):
@@ -37,13 +37,14 @@ class Problem(NamedTuple):
 
 
 def replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seed: int = 0, mode: str = "loop",
-           chunk: int = 32, storage: str = "auto", keep_params: bool = False) -> History:
+           chunk: int | None = None, storage: str = "auto", keep_params: bool = False) -> History:
     """Replay ``trace`` (a ``sim.Trace``, a mapping of its arrays, or a ``Schedule``) with
     ``rule`` on ``problem``.
 
     ``problem.eval_fn`` runs every ``eval_every`` applied gradients and at the end.
-    ``mode`` is ``"loop"`` (one jitted call per op) or ``"scan"`` (``lax.scan`` over runs
-    of ``chunk`` identical ops). ``storage`` is ``"snapshots"`` (one parameter copy per
+    ``mode`` is ``"loop"`` (one jitted call per op) or ``"scan"`` (one compiled loop per
+    run of identical ops, at most ``chunk`` ops per call when given; one compilation per
+    kind of op serves every run length and every trace of one shape). ``storage`` is ``"snapshots"`` (one parameter copy per
     worker), ``"ring"`` (the last K versions, see ``compile_schedule``) or ``"auto"``:
     the ring when K <= 2N and it fits in 1 GiB, else snapshots. Both give the same
     numbers. ``keep_params``: the history keeps the final parameters."""
@@ -51,7 +52,7 @@ def replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seed: int = 
 
 
 def replay_seeds(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds: Sequence[int], vmap: bool = True,
-                 mode: str = "loop", chunk: int = 32, storage: str = "auto",
+                 mode: str = "loop", chunk: int | None = None, storage: str = "auto",
                  keep_params: bool = False) -> list[History]:
     """Replay one trace with R seeds in one call; ``problem.params0`` is stacked ``[R, ...]``
     (one initialisation per seed). ``vmap=True`` runs the seeds as one batched program,
@@ -77,8 +78,8 @@ def _check_arguments(problem, eval_every, mode, chunk) -> None:
         raise ReplayError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 1:
         raise ReplayError(f"eval_every: must be an integer >= 1, got {eval_every!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ReplayError(f"chunk: must be an integer >= 1, got {chunk!r}")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ReplayError(f"chunk: must be None or an integer >= 1, got {chunk!r}")
 
 
 def _check_fit(schedule: Schedule, rule: Rule) -> None:
@@ -102,6 +103,13 @@ def _eval_points(schedule: Schedule, eval_every: int) -> list[int]:
     return sorted(set(points))
 
 
+def _leading_pulls(schedule: Schedule) -> int:
+    """How many ops at the start only pull: they store the initial parameters, which every
+    row of the store holds already, so they are skipped (and need no compilation)."""
+    pull_only = (schedule.variant == HAS_PULL) & (schedule.applied == 0)
+    return int(np.argmin(pull_only)) if not pull_only.all() else len(pull_only)
+
+
 def _replay(trace, rule, problem, eval_every, seeds, vmapped, mode, chunk, storage, keep_params) -> list[History]:
     _check_arguments(problem, eval_every, mode, chunk)
     loss_fn, batch_fn, eval_fn, data, params0 = problem
@@ -111,7 +119,7 @@ def _replay(trace, rule, problem, eval_every, seeds, vmapped, mode, chunk, stora
         schedule = schedule_for(trace, tree_row(params0, 0) if vmapped else params0, storage)
     _check_fit(schedule, rule)
 
-    engine = engine_for(rule, loss_fn, batch_fn, vmapped, chunk)
+    engine = engine_for(rule, loss_fn, batch_fn, vmapped)
     carry = engine.init_carry(schedule, params0)
     seed_arg = jnp.asarray(seeds if vmapped else seeds[0], jnp.int32)
     program = Program.of(schedule)
@@ -121,9 +129,9 @@ def _replay(trace, rule, problem, eval_every, seeds, vmapped, mode, chunk, stora
 
     start = time.perf_counter()
     recorder.evaluate(params_of, 0, 0.0)
-    i = 0
+    i = _leading_pulls(schedule)
     for stop in _eval_points(schedule, eval_every):
-        carry = advance(engine, carry, program, i, stop + 1, seed_arg, data, mode)
+        carry = advance(engine, carry, program, i, stop + 1, seed_arg, data, mode, chunk)
         i = stop + 1
         recorder.evaluate(params_of, schedule.applied[stop], schedule.time[stop])
         if recorder.all_diverged:

@@ -87,9 +87,29 @@ def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
 
 
 def schedule_for(trace, params, storage: str) -> Schedule:
-    """Parse ``trace`` once, choose its storage for ``params`` and compile it."""
+    """Parse ``trace`` once, choose its storage for ``params`` and compile it; a ring gets
+    ``ring_rows`` rows (a bucket), so traces of one shape share compilations."""
     log = EventLog(trace)
-    return _compile(log, _choose(log, params, storage))
+    chosen = _choose(log, params, storage)
+    if chosen != "ring":
+        return _compile(log, chosen)
+    return _compile_ring(log, ring_rows(_ring_size(log), log.num_workers, _row_bytes(params)))
+
+
+def ring_rows(needed: int, num_workers: int, row_bytes: int = 0) -> int:
+    """Rows to give a ring that needs ``needed``: rounded up to a multiple of ceil(N / 2),
+    but never above 2N or ``RING_BUDGET_BYTES`` (nor below ``needed``). Any number of rows
+    >= ``needed`` gives the same numbers; a shared number lets the seeds of one cluster
+    (whose rings need, e.g., 18 or 19 rows for 10 workers) share one compilation."""
+    step = max(1, -(-num_workers // 2))
+    cap = 2 * num_workers
+    if row_bytes > 0:
+        cap = min(cap, RING_BUDGET_BYTES // row_bytes)
+    return max(needed, min(-(-needed // step) * step, cap))
+
+
+def _row_bytes(params) -> int:
+    return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
 
 
 def _applies(log: EventLog) -> np.ndarray:
@@ -107,7 +127,7 @@ def _choose(log: EventLog, params, storage: str) -> str:
     if storage != "auto":
         return storage
     rows = _ring_size(log)
-    row_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+    row_bytes = _row_bytes(params)
     fits = rows <= 2 * log.num_workers and rows * row_bytes <= RING_BUDGET_BYTES
     return "ring" if fits else "snapshots"
 
@@ -158,10 +178,14 @@ def _compile_snapshots(log: EventLog) -> Schedule:
                     storage="snapshots", num_rows=log.num_workers)
 
 
-def _compile_ring(log: EventLog) -> Schedule:
+def _compile_ring(log: EventLog, rows: int | None = None) -> Schedule:
     """One op per apply; row ``a % K`` holds the parameters after ``a`` applies (row 0:
-    the initial parameters)."""
-    rows = _ring_size(log)
+    the initial parameters). K = ``rows``, at least ``ring_size``, which it defaults to."""
+    needed = _ring_size(log)
+    if rows is None:
+        rows = needed
+    elif rows < needed:
+        raise ReplayError(f"ring: {rows} rows, but this trace needs {needed}")
     at = _applies(log)
     column = lambda values, dtype=np.int64: np.asarray(values, dtype=dtype)[at]  # noqa: E731
     worker, staleness = column(log.walk.origin), column(log.walk.version) - column(log.walk.read)
