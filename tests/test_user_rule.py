@@ -32,11 +32,15 @@ RULE = textwrap.dedent('''
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "my_rules.py").write_text(RULE)
+    import importlib
+
+    (tmp_path / "user_rules_under_test.py").write_text(RULE)
+    sys.modules.pop("user_rules_under_test", None)
+    importlib.invalidate_caches()
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # spawned worker processes import it too
-    yield "my_rules"
-    sys.modules.pop("my_rules", None)
+    yield "user_rules_under_test"
+    sys.modules.pop("user_rules_under_test", None)
 
 
 def test_user_rule_runs_through_run_and_report(user_module, tmp_path, capsys):
@@ -63,8 +67,8 @@ def test_user_rule_policy_attribute(user_module, tmp_path):
 
 @pytest.mark.parametrize("ref, needle", [
     ("no_such_module_xyz:f", "cannot import"),
-    ("my_rules:missing", "no function"),
-    ("my_rules:not_a_rule", "must return an algorithms.Rule"),
+    ("user_rules_under_test:missing", "no function"),
+    ("user_rules_under_test:not_a_rule", "must return an algorithms.Rule"),
 ])
 def test_bad_references_fail_before_any_work(user_module, ref, needle, tmp_path, capsys):
     out = tmp_path / "out"
