@@ -138,9 +138,15 @@ class Program(NamedTuple):
 
     @classmethod
     def of(cls, schedule: Schedule) -> "Program":
-        variant, ops = schedule.variant, schedule.ops
+        variant, ops = schedule.variant.copy(), schedule.ops
         padded = np.full((padded_length(len(ops)), ops.shape[1]), -1, dtype=ops.dtype)
         padded[:len(ops)] = ops
+        # The last op of a FIFO trace applies without a pull (the run stops there). Nothing
+        # reads the store after it, so it may pull too, into its worker's own row: it then
+        # joins the run before it instead of compiling a variant of its own.
+        if len(variant) > 1 and variant[-1] & HAS_APPLY and variant[-2] == variant[-1] | HAS_PULL:
+            variant[-1] |= HAS_PULL
+            padded[len(ops) - 1, PULL_ROW] = max(0, int(padded[len(ops) - 1, APPLY_ROW]))
         return cls(jnp.asarray(padded), variant, np.append(np.flatnonzero(np.diff(variant)) + 1, len(variant)))
 
 
