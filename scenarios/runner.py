@@ -286,7 +286,44 @@ def _order_for_trace_reuse(runs: list[RunSpec]) -> list[RunSpec]:
 
 def _task(run: RunSpec, data_dir, trace_dir) -> RunResult:
     """What a worker process does: one run, its result returned (the caller writes it)."""
+    use_compilation_cache()
     return execute(run, data_dir=data_dir, trace_dir=Path(trace_dir) if trace_dir else None)
+
+
+def _group_task(runs: list[RunSpec], data_dir, trace_dir) -> list[RunResult]:
+    """What a worker process of the local pool does: runs that share a compiled replay."""
+    return [_task(run, data_dir, trace_dir) for run in runs]
+
+
+def _compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The runs, in their order, grouped by what their replay compiles for (algorithm,
+    base, configuration: every field but the seed), so that one process compiles it once
+    for all its seeds."""
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault((run.algorithm, run.base, run.config), []).append(run)
+    return list(groups.values())
+
+
+COMPILATION_CACHE_ENV = "STALESIM_COMPILATION_CACHE"
+
+
+def use_compilation_cache() -> Optional[str]:
+    """Opt-in: with ``STALESIM_COMPILATION_CACHE=DIR`` in the environment, JAX keeps every
+    compiled program in ``DIR`` (its persistent compilation cache), so later processes,
+    ``--jobs`` workers included, load it instead of compiling again. The numbers are the
+    same either way. Returns the folder, or None when the variable is unset or empty."""
+    folder = os.environ.get(COMPILATION_CACHE_ENV, "").strip()
+    if not folder:
+        return None
+    import jax
+
+    folder = str(Path(folder).expanduser().resolve())
+    if jax.config.jax_compilation_cache_dir != folder:
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
 
 
 def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = False, jobs: int = 1,
@@ -298,6 +335,7 @@ def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = Fal
     provenance."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    use_compilation_cache()
     done, todo = pending(runs, out, force)
     where = f"{jobs} processes" if backend == "local" and jobs > 1 else ("ray" if backend == "ray" else "in process")
     log(f"{len(runs)} runs, {len(done)} already finished, {len(todo)} to do ({where})")
@@ -331,11 +369,15 @@ def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None
         for run in todo:
             finished(run, _task(run, data_dir, trace_dir))
         return
-    # JAX must not be forked once initialised: spawn fresh worker processes
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_task, run, data_dir, trace_dir): run for run in todo}
+    groups = _compile_groups(todo)
+    # JAX must not be forked once initialised: spawn fresh worker processes; each carries out
+    # whole groups, so a replay is compiled once per group rather than once per run
+    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_group_task, group, data_dir, trace_dir): group for group in groups}
         for future in as_completed(futures):
-            finished(futures[future], future.result())
+            for run, result in zip(futures[future], future.result()):
+                finished(run, result)
 
 
 def _run_ray(todo, address, data_dir, trace_dir, finished: Callable) -> None:
