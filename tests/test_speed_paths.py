@@ -1,0 +1,181 @@
+"""The speed paths give the same numbers as the plain ones, bit for bit: compiled loops reused
+across traces, the padded op table and ring, the rule cache, batched evaluation, ``--jobs``."""
+
+import json
+from dataclasses import replace
+
+import jax
+import numpy as np
+import pytest
+
+from algorithms import asgd, compile_schedule, dcasgd, gsgm, replay
+from algorithms import engine as engine_module
+from algorithms.engine import Program, engine_for, padded_length
+from algorithms.schedule import APPLY_ROW, DEFERRED, HAS_APPLY, PULL_ROW, ring_rows, ring_size, schedule_for
+from sim import ClusterSpec, ComputeModel, simulate
+
+import toy
+
+DATA = toy.make_data()
+PROBLEM = toy.problem(DATA, toy.make_eval(DATA))
+
+
+def assert_same(a, b):
+    np.testing.assert_array_equal(a.loss, b.loss)
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+    np.testing.assert_array_equal(a.update, b.update)
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+        np.testing.assert_array_equal(x, y)
+
+
+def trace_of(policy, updates, seed=0, workers=4):
+    return simulate(ClusterSpec(num_workers=workers, compute=ComputeModel("exponential")), policy, updates, seed=seed)
+
+
+def test_op_table_is_padded_to_a_bucket():
+    assert padded_length(1) == padded_length(4096) == 4096 and padded_length(4097) == 8192
+    schedule = compile_schedule(trace_of("fifo", 50))
+    program = Program.of(schedule)
+    m = len(schedule.ops)
+    assert program.ops.shape == (padded_length(m), schedule.ops.shape[1])
+    np.testing.assert_array_equal(np.asarray(program.ops)[:m - 1], schedule.ops[:-1])
+    # the last FIFO op applies without a pull; on the device it also pulls, into its own row,
+    # so that it runs with the ops before it (nothing reads the store afterwards)
+    assert schedule.variant[-1] == HAS_APPLY | DEFERRED and program.variant[-1] == schedule.variant[-2]
+    last = np.asarray(program.ops)[m - 1]
+    assert last[PULL_ROW] == last[APPLY_ROW] == schedule.ops[-1, APPLY_ROW]
+    assert program.run_end.tolist() == [4, m]  # the 4 first pulls, then one run of "apply, pull"
+
+
+@pytest.mark.parametrize("policy, rule", [("fifo", asgd(0.2, momentum=0.9)), ("whitelist-wait", gsgm(0.2)),
+                                          ("whitelist-queue", dcasgd(0.2))])
+def test_padded_ops_equal_unpadded(policy, rule, monkeypatch):
+    trace = trace_of(policy, 60)
+    padded = replay(trace, rule, PROBLEM, eval_every=10, mode="scan", keep_params=True)
+    monkeypatch.setattr(engine_module, "OPS_BUCKET", 1)  # the table as long as the trace
+    unpadded = replay(trace, rule, PROBLEM, eval_every=10, mode="scan", keep_params=True)
+    assert_same(padded, unpadded)
+
+
+def test_bucketed_ring_equals_the_smallest_ring():
+    trace = trace_of("whitelist-wait", 80, workers=6)
+    needed = ring_size(trace)
+    bucketed = schedule_for(trace, toy.init_params(), "ring")
+    assert bucketed.num_rows == ring_rows(needed, 6) >= needed
+    smallest = compile_schedule(trace, "ring")
+    assert smallest.num_rows == needed
+    rule = gsgm(0.2)
+    assert_same(replay(bucketed, rule, PROBLEM, eval_every=10, mode="scan", keep_params=True),
+                replay(smallest, rule, PROBLEM, eval_every=10, mode="scan", keep_params=True))
+
+
+def test_ring_rows():
+    assert ring_rows(18, 10) == ring_rows(19, 10) == 20  # 10 workers: seeds needing 18 or 19 share 20
+    assert ring_rows(20, 10) == 20 and ring_rows(21, 10) == 21  # never above 2N unless needed
+    assert ring_rows(150, 100) == 150 and ring_rows(151, 100) == 200
+    assert ring_rows(16, 10, row_bytes=(1 << 30) // 17) == 17  # nor above the ring's memory budget
+
+
+def test_chunked_calls_equal_one_call():
+    trace = trace_of("fifo", 70)
+    rule = asgd(0.1)
+    whole = replay(trace, rule, PROBLEM, eval_every=25, mode="scan", keep_params=True)
+    chunked = replay(trace, rule, PROBLEM, eval_every=25, mode="scan", chunk=8, keep_params=True)
+    assert_same(whole, chunked)
+
+
+def test_one_compilation_serves_traces_of_one_shape():
+    rule = asgd(0.1)
+    first = replay(trace_of("fifo", 60, seed=0), rule, PROBLEM, eval_every=20, mode="scan", keep_params=True)
+    replay(trace_of("fifo", 75, seed=1), rule, PROBLEM, eval_every=15, mode="scan")  # other length, other evals
+    engine = engine_for(rule, PROBLEM.loss_fn, PROBLEM.batch_fn, False)
+    assert engine.loops and all(f._cache_size() == 1 for f in engine.loops.values())
+    again = replay(trace_of("fifo", 60, seed=0), rule, PROBLEM, eval_every=20, mode="scan", keep_params=True)
+    assert_same(first, again)
+
+
+def test_rule_cache_gives_one_rule_per_configuration_and_identical_histories():
+    from scenarios.catalogue import SCENARIOS
+    from scenarios.runner import rule_for
+
+    cfg = SCENARIOS["synthetic"].config.validate()
+    rule = rule_for("gsgm", "momentum", cfg)
+    assert rule_for("gsgm", "momentum", cfg) is rule
+    assert rule_for("gsgm", "sgd", cfg) is not rule
+    assert rule_for("gsgm", "momentum", replace(cfg, lr_momentum=0.02).validate()) is not rule
+    assert rule_for("gsgm", "momentum", replace(cfg, gsgm_k=1).validate()) is not rule
+    assert rule_for("gsgm", "momentum", replace(cfg, updates=123).validate()) is rule  # not the rule's business
+    trace = trace_of("whitelist-wait", 60)
+    cached = [replay(trace, rule, PROBLEM, eval_every=20, mode="scan", seed=s, keep_params=True) for s in (0, 1)]
+    from algorithms import registry
+    from algorithms.declaration import Base
+
+    for seed, h in zip((0, 1), cached):
+        fresh = registry.get("gsgm").rule(Base("momentum", cfg.learning_rate("momentum"), cfg.momentum),
+                                          cfg.workers, cfg.to_dict())
+        assert_same(h, replay(trace, fresh, PROBLEM, eval_every=20, mode="scan", seed=seed, keep_params=True))
+
+
+def test_batched_evaluation_equals_one_chunk_at_a_time():
+    import jax.numpy as jnp
+    import optax
+
+    from scenarios.catalogue import SCENARIOS
+    from scenarios.workload import dataset, workload
+
+    cfg = replace(SCENARIOS["synthetic"].config, eval_samples=0).validate()
+    wl = workload(cfg)
+    ds = dataset(cfg.dataset)
+    params = wl.model.init(jax.random.PRNGKey(3))
+    x_all, y_all = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+    loss, correct, n = 0.0, 0, len(ds.y_test)
+    for i in range(0, n, 1000):  # the loop evaluation used before: one chunk, one sync at a time
+        logits = wl.model.apply(params, x_all[i:i + 1000])
+        loss += float(optax.softmax_cross_entropy_with_integer_labels(logits, y_all[i:i + 1000]).sum())
+        correct += int((logits.argmax(-1) == y_all[i:i + 1000]).sum())
+    got = wl.eval_fn(params)
+    assert got["accuracy"] == correct / n
+    np.testing.assert_allclose(got["loss"], loss / n, rtol=1e-6)
+
+
+def _histories(out):
+    runs = {}
+    for path in sorted(out.glob("runs/*/result.json")):
+        r = json.loads(path.read_text())
+        runs[r["run"]] = r["history"]
+    return runs
+
+
+def test_jobs_two_equals_jobs_one_and_the_compilation_cache_changes_nothing(tmp_path, monkeypatch):
+    from jax._src import compilation_cache
+
+    from scenarios.cli import main
+    from scenarios.runner import COMPILATION_CACHE_ENV, use_compilation_cache
+
+    monkeypatch.delenv(COMPILATION_CACHE_ENV, raising=False)
+    assert use_compilation_cache() is None  # opt-in: nothing without the variable
+    grid = ["--algorithms", "asgd,gsgm", "--base", "sgd,momentum", "--seeds", "2", "--updates", "60",
+            "--set", "eval_every=20"]
+    assert main(["run", "synthetic", *grid, "--jobs", "1", "--out", str(tmp_path / "one")]) == 0
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(COMPILATION_CACHE_ENV, str(cache))
+    try:  # two processes, each given whole groups of runs (one per algorithm and base), sharing a cache
+        assert main(["run", "synthetic", *grid, "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    finally:  # this process used the cache too: back to none
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+    one, two = _histories(tmp_path / "one"), _histories(tmp_path / "two")
+    assert len(one) == 8 and one == two
+    assert any(cache.iterdir())
+
+
+def test_runs_are_grouped_by_what_they_compile():
+    from scenarios.catalogue import SCENARIOS, grid
+    from scenarios.runner import _compile_groups
+
+    cfg = SCENARIOS["synthetic"].config.validate()
+    runs = grid([cfg, replace(cfg, lr_sgd=0.2).validate()], ["asgd", "gsgm"], ["sgd"], 3)
+    groups = _compile_groups(runs)
+    assert len(groups) == 4 and all(len(g) == 3 for g in groups)
+    assert all(len({(r.algorithm, r.base, r.config) for r in g}) == 1 for g in groups)
+    assert [r for g in groups for r in g] == runs  # the grid's order kept
