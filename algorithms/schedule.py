@@ -79,7 +79,7 @@ def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
     ``storage="ring"``: the replay keeps the last K parameter versions (K =
     ``ring_size(trace)``) and a pull only notes which version the worker read. Every
     gradient is deferred and every op is "apply, then store the new version": one kind
-    of op, which ``mode="scan"`` runs in chunks whatever the policy. It pays when K is
+    of op, which ``mode="scan"`` runs as one loop whatever the policy. It pays when K is
     not much larger than N and the policy makes the snapshot ops irregular
     (``whitelist``, ``barrier``, ``buffered``).
     """
