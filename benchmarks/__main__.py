@@ -5,13 +5,20 @@
 Benchmarks (see benchmarks/README.md for the figures measured and what bounds them):
 
 1. replay: applied updates/s of ASGD, DC-ASGD and GSGM replays (10 and 100 workers)
-   over steps/s of a plain jitted ``optax.sgd`` loop on the same model, batch size and
-   data (MLP and small CNN, Fashion-MNIST-shaped inputs 28x28x1, batch 64);
+   over the machine's limit: the faster of two plain ``optax.sgd`` trainings on the
+   same model, batch size and data, a ``lax.fori_loop`` over every step in one jitted
+   call (the scan limit) and one jitted call per step (the loop); both are reported
+   (MLP and small CNN, Fashion-MNIST-shaped inputs 28x28x1, batch 64);
 2. trace: applied updates/s of ``sim.simulate`` (10, 100, 1,000 workers, network on);
-3. seeds: aggregate updates/s of 8 seeds replayed in one vmapped call over 8 separate runs;
+3. seeds: aggregate updates/s of 8 seeds (or 8 configurations: the same batched
+   program) replayed in one vmapped call over 8 separate runs;
 4. scaling: replay throughput at 1,000 workers over throughput at 10 (MLP);
 5. memory: peak resident memory of a 1,000-worker GSGM replay (MLP) over what its
-   parameters, snapshots, caches and data need.
+   parameters, snapshots, caches and data need;
+6. end_to_end: ``stalesim reproduce fmnist`` in a fresh process from a fresh output
+   folder: (applied updates x the limit's seconds per step) / its wall time, and where
+   the rest of the time goes (process start, compilation, evaluation, trace
+   simulation, report).
 
 Every figure is a median of repeats. Nothing here asserts a time; tests only check
 that ``--quick`` runs.
@@ -32,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-TARGETS = {"replay_asgd": 0.9, "replay_dcasgd": 0.8, "replay_gsgm": 0.8, "trace_100": 50_000,
-           "seeds_mlp": 1.5, "scaling": 0.8, "memory": 1.5}
+TARGETS = {"replay_asgd": 0.95, "replay_dcasgd": 0.9, "replay_gsgm": 0.9, "trace_100": 100_000,
+           "seeds_mlp": 1.5, "scaling": 0.9, "memory": 1.5, "end_to_end": 0.8}
+CNN_TARGETS = {"replay_asgd": 0.9, "replay_dcasgd": 0.8, "replay_gsgm": 0.8}  # the conv net's, from the first issue
 BATCH = 64
 
 
@@ -78,43 +86,69 @@ def _no_eval(params):
     return {"loss": 0.0, "accuracy": 0.0}
 
 
-def reference_steps_per_second(model, loss_fn, batch_fn, data, steps: int, repeats: int) -> float:
-    """A plain jitted optax.sgd loop: one jitted call per step, same batches as worker 0."""
+def _reference_steps(model, loss_fn, batch_fn, data):
+    """The two plain trainings, jitted: one call per step, and one call for any number of
+    steps (a ``lax.fori_loop``); ``optax.sgd``, the same batches as worker 0."""
     import jax
     import optax
 
     opt = optax.sgd(0.01)
 
-    @jax.jit
     def train_step(params, state, step, data):
         grad = jax.grad(loss_fn)(params, batch_fn(data, 0, 0, step))
         updates, state = opt.update(grad, state, params)
         return optax.apply_updates(params, updates), state
 
-    rates = []
-    for _ in range(repeats + 1):
-        params = model.init(jax.random.PRNGKey(0))
-        state = opt.init(params)
-        params, state = train_step(params, state, 0, data)
-        jax.block_until_ready(params)
-        t = time.perf_counter()
-        for step in range(steps):
-            params, state = train_step(params, state, step, data)
-        jax.block_until_ready(params)
-        rates.append(steps / (time.perf_counter() - t))
-    return statistics.median(rates[1:])
+    def train_steps(params, state, start, stop, data):
+        return jax.lax.fori_loop(start, stop, lambda i, c: train_step(*c, i, data), (params, state))
+
+    return opt, jax.jit(train_step, donate_argnums=(0, 1)), jax.jit(train_steps, donate_argnums=(0, 1))
 
 
-def replay_updates_per_second(trace, rule, model, loss_fn, batch_fn, data, mode, repeats) -> float:
+def reference_rates(model, loss_fn, batch_fn, data, steps: int, repeats: int = 1, refs=None) -> dict:
+    """Steps/s of the plain trainings (medians of ``repeats``): ``{"scan": .., "loop": ..}``;
+    the limit is the faster. ``refs``: the jitted functions of ``_reference_steps``, reused."""
+    import jax
+
+    opt, step_fn, steps_fn = refs or _reference_steps(model, loss_fn, batch_fn, data)
+    rates = {"scan": [], "loop": []}
+    for _ in range(repeats):
+        for kind in ("loop", "scan"):
+            params = model.init(jax.random.PRNGKey(0))
+            state = opt.init(params)
+            params, state = step_fn(params, state, 0, data)  # compiled on the first call
+            params, state = steps_fn(params, state, 0, 1, data)
+            jax.block_until_ready(params)
+            t = time.perf_counter()
+            if kind == "loop":
+                for step in range(steps):
+                    params, state = step_fn(params, state, step, data)
+            else:
+                params, state = steps_fn(params, state, 0, steps, data)
+            jax.block_until_ready(params)
+            rates[kind].append(steps / (time.perf_counter() - t))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
+def reference_steps_per_second(model, loss_fn, batch_fn, data, steps: int, repeats: int) -> float:
+    """The machine's limit: the faster of the two plain trainings (``reference_rates``)."""
+    return max(reference_rates(model, loss_fn, batch_fn, data, steps, repeats).values())
+
+
+def replay_rate(trace, rule, model, loss_fn, batch_fn, data, mode) -> float:
+    """Applied updates/s of one replay (compiling, the first time for this rule and shape)."""
     import jax
 
     from algorithms import Problem, replay
 
-    rates = []
-    for _ in range(repeats + 1):  # the first call compiles
-        problem = Problem(loss_fn, batch_fn, _no_eval, data, model.init(jax.random.PRNGKey(0)))
-        h = replay(trace, rule, problem, eval_every=10**9, seed=0, mode=mode)
-        rates.append(h.updates_replayed / h.wall_time)
+    problem = Problem(loss_fn, batch_fn, _no_eval, data, model.init(jax.random.PRNGKey(0)))
+    h = replay(trace, rule, problem, eval_every=10**9, seed=0, mode=mode)
+    return h.updates_replayed / h.wall_time
+
+
+def replay_updates_per_second(trace, rule, model, loss_fn, batch_fn, data, mode, repeats) -> float:
+    """The median of ``repeats`` replays after one that compiles."""
+    rates = [replay_rate(trace, rule, model, loss_fn, batch_fn, data, mode) for _ in range(repeats + 1)]
     return statistics.median(rates[1:])
 
 
@@ -133,20 +167,38 @@ def _trace(workers, policy, updates, seed=0):
 
 
 def bench_replay(quick, report):
+    """Per round: both references and each algorithm's replay once, interleaved; each
+    figure is the median over rounds of (replay rate / the round's limit)."""
     updates = {"mlp": 200 if quick else 3000, "cnn": 10 if quick else 400}
-    repeats = 1 if quick else 3
+    rounds = 1 if quick else 3
     for model_name in ("mlp", "cnn"):
         mode = "scan" if model_name == "mlp" else "loop"
+        targets = TARGETS if model_name == "mlp" else CNN_TARGETS
         for workers in (10,) if quick else (10, 100):
             model, loss_fn, batch_fn, data, source = _setup(model_name, workers)
-            ref = reference_steps_per_second(model, loss_fn, batch_fn, data, updates[model_name], repeats)
-            for algorithm in ("asgd", "dcasgd", "gsgm"):
-                policy = "whitelist-wait" if algorithm == "gsgm" else "fifo"
-                trace = _trace(workers, policy, updates[model_name])
-                rate = replay_updates_per_second(trace, _rule(algorithm), model, loss_fn, batch_fn, data, mode,
-                                                 repeats)
-                report(f"replay_{algorithm}", f"{model_name}, {workers} workers, {policy}, {mode}", rate / ref,
-                       TARGETS[f"replay_{algorithm}"], f"{rate:.0f} upd/s vs reference {ref:.0f} steps/s ({source})")
+            refs = _reference_steps(model, loss_fn, batch_fn, data)
+            algorithms = ("asgd", "dcasgd", "gsgm")
+            traces = {a: _trace(workers, "whitelist-wait" if a == "gsgm" else "fifo", updates[model_name])
+                      for a in algorithms}
+            rules = {a: _rule(a) for a in algorithms}
+            for a in algorithms:  # compile
+                replay_rate(traces[a], rules[a], model, loss_fn, batch_fn, data, mode)
+            limits, loops, scans, rates = [], [], [], {a: [] for a in algorithms}
+            for _ in range(rounds):
+                ref = reference_rates(model, loss_fn, batch_fn, data, updates[model_name], 1, refs)
+                limits.append(max(ref.values())), loops.append(ref["loop"]), scans.append(ref["scan"])
+                for a in algorithms:
+                    rates[a].append(replay_rate(traces[a], rules[a], model, loss_fn, batch_fn, data, mode))
+            scan, loop = statistics.median(scans), statistics.median(loops)
+            report("reference", f"{model_name}, {workers} workers: scan limit / loop", scan / loop, None,
+                   f"scan {scan:.0f} steps/s, loop {loop:.0f} steps/s ({source}); the limit is the faster")
+            for a in algorithms:
+                policy = "whitelist-wait" if a == "gsgm" else "fifo"
+                ratio = statistics.median(r / lim for r, lim in zip(rates[a], limits))
+                vs_loop = statistics.median(r / lp for r, lp in zip(rates[a], loops))
+                report(f"replay_{a}", f"{model_name}, {workers} workers, {policy}, {mode}", ratio,
+                       targets[f"replay_{a}"], f"{statistics.median(rates[a]):.0f} upd/s; "
+                       f"{vs_loop:.2f} of the loop reference")
 
 
 def bench_trace(quick, report):
@@ -200,14 +252,19 @@ def bench_seeds(quick, report):
 def bench_scaling(quick, report):
     updates = 200 if quick else 3000
     big = 100 if quick else 1000
-    rates = {}
-    for workers in (10, big):
-        model, loss_fn, batch_fn, data, _ = _setup("mlp", workers)
-        trace = _trace(workers, "fifo", updates)
-        rates[workers] = replay_updates_per_second(trace, _rule("asgd"), model, loss_fn, batch_fn, data, "scan",
-                                                   1 if quick else 3)
-    report("scaling", f"ASGD MLP, {big} workers over 10", rates[big] / rates[10], TARGETS["scaling"],
-           f"{rates[big]:.0f} vs {rates[10]:.0f} upd/s")
+    setups = {w: _setup("mlp", w) for w in (10, big)}
+    traces = {w: _trace(w, "fifo", updates) for w in (10, big)}
+    rule = _rule("asgd")
+    rates = {10: [], big: []}
+    for round_ in range(2 if quick else 4):  # interleaved; the first round compiles
+        for w in (10, big):
+            model, loss_fn, batch_fn, data, _ = setups[w]
+            rate = replay_rate(traces[w], rule, model, loss_fn, batch_fn, data, "scan")
+            if round_:
+                rates[w].append(rate)
+    ratio = statistics.median(b / s for b, s in zip(rates[big], rates[10]))
+    report("scaling", f"ASGD MLP, {big} workers over 10", ratio, TARGETS["scaling"],
+           f"{statistics.median(rates[big]):.0f} vs {statistics.median(rates[10]):.0f} upd/s")
 
 
 _MEMORY_CHILD = r"""
@@ -222,11 +279,13 @@ trace = _trace(workers, "whitelist-wait", updates)
 params = model.init(jax.random.PRNGKey(0))
 param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
 data_bytes = sum(x.size * x.dtype.itemsize for x in data)
+from algorithms.schedule import schedule_for
+schedule = schedule_for(trace, params, "auto")
 before = peak_rss()
-replay(trace, _rule("gsgm"), Problem(loss_fn, batch_fn, _no_eval, data, params), eval_every=10**9, mode="scan")
+replay(schedule, _rule("gsgm"), Problem(loss_fn, batch_fn, _no_eval, data, params), eval_every=10**9, mode="scan")
 peak = peak_rss()
 print(json.dumps({"base": base, "before": before, "peak": peak, "param_bytes": param_bytes,
-                  "data_bytes": data_bytes}))
+                  "data_bytes": data_bytes, "rows": schedule.num_rows, "storage": schedule.storage}))
 """
 
 
@@ -247,17 +306,115 @@ def bench_memory(quick, report):
     out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(workers), "100" if quick else "2000"],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
     m = json.loads(out.stdout.strip().splitlines()[-1])
-    # params, gsgm's momentum and window sum, the gradient in flight: 4 copies; snapshots and cache: N each
-    copies = 4 + 2 * workers
+    # params, gsgm's momentum and window sum, the gradient in flight: 4 copies; GSGM's cache of
+    # gradients: N; the store: one snapshot per worker (N rows) or a ring of recent versions (<= 2N)
+    copies = 4 + workers + m["rows"]
     need = m["param_bytes"] * copies + m["data_bytes"]
     used = m["peak"] - m["base"]
     report("memory", f"GSGM MLP, {workers} workers: peak RSS growth over need", used / need, TARGETS["memory"],
-           f"{used / 2**20:.0f} MiB used vs {need / 2**20:.0f} MiB needed "
-           f"({copies} parameter copies of {m['param_bytes'] / 2**20:.2f} MiB + data {m['data_bytes'] / 2**20:.0f} MiB)")
+           f"{used / 2**20:.0f} MiB used vs {need / 2**20:.0f} MiB needed ({copies} parameter copies of "
+           f"{m['param_bytes'] / 2**20:.2f} MiB, {m['rows']} of them the {m['storage']} store, + data "
+           f"{m['data_bytes'] / 2**20:.0f} MiB)")
+
+
+_E2E_CHILD = r"""
+import json, sys, time
+started = time.time()
+import collections
+parts = collections.defaultdict(float)
+import jax, jax.monitoring
+
+def on_event(event, duration, **kw):
+    if event.startswith("/jax/core/compile/"):
+        parts["compile"] += duration
+jax.monitoring.register_event_duration_secs_listener(on_event)
+
+def timed(owner, name, part):
+    inner = getattr(owner, name)
+    def wrapper(*a, **k):
+        t = time.perf_counter()
+        try:
+            return inner(*a, **k)
+        finally:
+            parts[part] += time.perf_counter() - t
+    setattr(owner, name, wrapper)
+
+import algorithms.history, scenarios.report, scenarios.runner, scenarios.workload
+from scenarios.cli import main
+evaluate = algorithms.history.Recorder.evaluate
+def evaluate_apart(self, params_of, update, sim_time):  # what was dispatched before runs first: training
+    t = time.perf_counter()
+    jax.block_until_ready(params_of(0))
+    parts["training"] += time.perf_counter() - t
+    t = time.perf_counter()
+    evaluate(self, params_of, update, sim_time)
+    parts["evaluation"] += time.perf_counter() - t
+algorithms.history.Recorder.evaluate = evaluate_apart
+timed(scenarios.runner, "trace_for", "trace simulation")
+timed(scenarios.workload, "build", "data and workload")
+timed(scenarios.report, "write_report", "report and plots")
+main_at = time.time()
+code = main(sys.argv[1:])
+print(json.dumps({"started": started, "main": main_at, "ended": time.time(), "parts": parts, "code": code}))
+"""
+
+
+def _end_to_end(args: list[str], label: str, s_per_step: float, report, target, env=None) -> dict:
+    """Run ``stalesim ARGS --out TMP`` in a fresh process; its efficiency and time split
+    (the split only for work done in that process: not with ``--jobs`` > 1)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        t = time.time()
+        proc = subprocess.run([sys.executable, "-c", _E2E_CHILD, *args, "--out", str(out)], capture_output=True,
+                              text=True, cwd=Path(__file__).resolve().parent.parent, env=env)
+        wall = time.time() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"stalesim {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        child = json.loads(proc.stdout.strip().splitlines()[-1])
+        results = [json.loads(p.read_text()) for p in out.glob("runs/*/result.json")]
+    updates = sum(r["updates_replayed"] for r in results)
+    split = {"process start and imports": child["main"] - t, **child["parts"]}
+    split["other (replay set-up, results, Python)"] = wall - sum(split.values())
+    note = f"{len(results)} runs, {updates} updates in {wall:.0f} s; limit {updates * s_per_step:.0f} s"
+    if "--jobs" not in args:
+        note += "; " + ", ".join(f"{k} {v:.1f} s" for k, v in split.items())
+    report("end_to_end", label, updates * s_per_step / wall, target, note)
+    return {"wall": wall, "updates": updates, "split": split}
+
+
+def bench_end_to_end(quick, report):
+    """``stalesim reproduce fmnist`` (a reduced grid, and the whole one unless ``quick``) in
+    a fresh process from a fresh folder; the limit (the faster reference's s/step on the
+    MLP, 10 workers, the scenario's model and batch) is measured before and after each."""
+    import tempfile
+
+    model, loss_fn, batch_fn, data, _ = _setup("mlp", 10)
+    refs = _reference_steps(model, loss_fn, batch_fn, data)
+    steps = 300 if quick else 2000
+    limits = [max(reference_rates(model, loss_fn, batch_fn, data, steps, 1, refs).values())
+              for _ in range(1 if quick else 2)]
+    with tempfile.TemporaryDirectory() as cache:
+        cached = {**os.environ, "STALESIM_COMPILATION_CACHE": cache}
+        reduced = ["--seeds", "1", "--algorithms", "asgd,gsgm", "--base", "sgd", "--updates", "600"] if quick \
+            else ["--seeds", "1"]
+        what = "asgd+gsgm on sgd, 1 seed, 600 updates" if quick else "1 seed (13 runs)"
+        grids = [(reduced, f"fmnist, {what}, --jobs 1", None),
+                 (reduced, f"... the same, compilation cache (opt-in) written", cached),
+                 (reduced, f"... the same, compilation cache read (warm)", cached)]
+        if not quick:
+            grids += [([], "fmnist, the whole grid (39 runs), --jobs 1", None),
+                      (["--jobs", "2"], "fmnist, the whole grid (39 runs), --jobs 2", None)]
+        for args, label, env in grids:
+            before = limits[-1]
+            limits.append(max(reference_rates(model, loss_fn, batch_fn, data, steps, 1, refs).values()))
+            s_per_step = 1.0 / statistics.median([before, limits[-1]])
+            _end_to_end(["reproduce", "fmnist", *args], label, s_per_step, report, TARGETS["end_to_end"], env)
 
 
 BENCHMARKS = {"trace": bench_trace, "replay": bench_replay, "seeds": bench_seeds, "scaling": bench_scaling,
-              "memory": bench_memory}
+              "memory": bench_memory, "end_to_end": bench_end_to_end}
 
 
 def main(argv=None) -> int:
