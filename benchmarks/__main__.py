@@ -37,8 +37,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 TARGETS = {"replay_asgd": 0.95, "replay_dcasgd": 0.9, "replay_gsgm": 0.9, "trace_100": 100_000,
            "seeds_mlp": 1.5, "scaling": 0.9, "memory": 1.5, "end_to_end": 0.8}
 CNN_TARGETS = {"replay_asgd": 0.9, "replay_dcasgd": 0.8, "replay_gsgm": 0.8}  # the conv net's, from the first issue
@@ -47,38 +45,13 @@ BATCH = 64
 
 def _setup(model_name: str, workers: int):
     """Model, loss, batch function and data: Fashion-MNIST if installed, else random images of its shape."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    from scenarios.data import DataError, load_fmnist
     from scenarios.models import make_model
-    from scenarios.partition import label_shards
 
-    try:
-        ds = load_fmnist()
-        x, y, source = ds.x_train, ds.y_train, "fashion-mnist"
-    except DataError:
-        rng = np.random.default_rng(0)
-        x, y, source = rng.integers(0, 256, (60000, 28, 28, 1), dtype=np.uint8), np.arange(60000) % 10, "random"
-    parts = label_shards(y, workers, max(1, -(-10 // workers)))
-    lengths = np.array([len(p) for p in parts], np.int32)
-    shards = np.zeros((workers, lengths.max()), np.int32)
-    for w, p in enumerate(parts):
-        shards[w, :len(p)] = p
+    from .problem import problem, shards
+
+    x, y, parts, source = shards(workers)
     model = make_model(model_name, (28, 28, 1), 10)
-
-    def loss_fn(params, batch):
-        xb, yb = batch
-        return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, xb), yb).mean()
-
-    def batch_fn(data, seed, worker, step):
-        xs, ys, shard_index, shard_len = data
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), worker), step)
-        idx = shard_index[worker, jax.random.randint(key, (BATCH,), 0, shard_len[worker])]
-        return xs[idx].astype(jnp.float32) / 255.0, ys[idx]
-
-    data = (jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(shards), jnp.asarray(lengths))
+    loss_fn, batch_fn, data = problem(model, x, y, parts, BATCH)
     return model, loss_fn, batch_fn, data, source
 
 
@@ -401,8 +374,8 @@ def bench_end_to_end(quick, report):
             else ["--seeds", "1"]
         what = "asgd+gsgm on sgd, 1 seed, 600 updates" if quick else "1 seed (13 runs)"
         grids = [(reduced, f"fmnist, {what}, --jobs 1", None),
-                 (reduced, f"... the same, compilation cache (opt-in) written", cached),
-                 (reduced, f"... the same, compilation cache read (warm)", cached)]
+                 (reduced, "... the same, compilation cache (opt-in) written", cached),
+                 (reduced, "... the same, compilation cache read (warm)", cached)]
         if not quick:
             grids += [([], "fmnist, the whole grid (39 runs), --jobs 1", None),
                       (["--jobs", "2"], "fmnist, the whole grid (39 runs), --jobs 2", None)]

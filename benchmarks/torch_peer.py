@@ -34,6 +34,8 @@ import time
 
 import numpy as np
 
+from .problem import shards
+
 SPREAD = 4.0
 NO_TORCH = "PyTorch is not installed (it is optional); skipping the PyTorch peer benchmark"
 
@@ -54,21 +56,6 @@ def torch_available() -> bool:
     return True
 
 
-def _data(workers: int):
-    """Training images [N, 28, 28, 1] uint8, labels, and each worker's label shard."""
-    from scenarios.data import DataError, load_fmnist
-    from scenarios.partition import label_shards
-
-    try:
-        ds = load_fmnist()
-        x, y, source = ds.x_train, ds.y_train, "fashion-mnist"
-    except DataError:
-        rng = np.random.default_rng(0)
-        x, y, source = rng.integers(0, 256, (60000, 28, 28, 1), dtype=np.uint8), np.arange(60000) % 10, "random"
-    parts = label_shards(y, workers, max(1, -(-10 // workers)))
-    return x, np.asarray(y, np.int64), parts, source
-
-
 def torch_cnn(channels=(8, 16), hidden=64, num_classes=10):
     """The same network as ``scenarios.models.cnn`` for 28x28x1 inputs, NCHW."""
     from torch import nn
@@ -85,7 +72,7 @@ def run_peer(updates: int = 400, workers: int = 10, batch: int = 64, lr: float =
     import torch
     import torch.nn.functional as F
 
-    x, y, parts, source = data if data is not None else _data(workers)
+    x, y, parts, source = data if data is not None else shards(workers)
     images = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())  # NCHW uint8
     labels = torch.from_numpy(y)
     torch.manual_seed(seed)
@@ -133,7 +120,7 @@ def measure(updates: int = 400, workers: int = 10, batch: int = 64, repeats: int
 
     threads = threads or cores()
     torch.set_num_threads(threads)
-    data = data if data is not None else _data(workers)
+    data = data if data is not None else shards(workers)
     run_peer(min(updates, 20), workers, batch, data=data)  # warm-up
     rates = [run_peer(updates, workers, batch, seed=r, data=data)["updates_per_second"] for r in range(repeats)]
     return {"updates_per_second": statistics.median(rates), "rates": rates, "threads": threads,
@@ -146,32 +133,15 @@ def stalesim_setup(workers: int = 10, updates: int = 400, batch: int = 64, data=
     from ``scenarios.models``, minibatches drawn from the same label shards, an ASGD rule
     and a FIFO trace from ``sim.simulate`` (exponential compute times, speeds over 4x).
     ``model``: another ``scenarios.models.Model`` to time instead (e.g. an older definition)."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-
     from algorithms import asgd
     from scenarios.models import make_model
     from sim import ClusterSpec, ComputeModel, simulate, straggler_speeds
 
-    x, y, parts, source = data if data is not None else _data(workers)
-    lengths = np.array([len(p) for p in parts], np.int32)
-    shards = np.zeros((workers, lengths.max()), np.int32)
-    for w, p in enumerate(parts):
-        shards[w, :len(p)] = p
+    from .problem import problem
+
+    x, y, parts, source = data if data is not None else shards(workers)
     model = model or make_model("cnn", tuple(x.shape[1:]), 10)
-
-    def loss_fn(params, b):
-        xb, yb = b
-        return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, xb), yb).mean()
-
-    def batch_fn(d, seed, worker, step):
-        xs, ys, shard_index, shard_len = d
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), worker), step)
-        idx = shard_index[worker, jax.random.randint(key, (batch,), 0, shard_len[worker])]
-        return xs[idx].astype(jnp.float32) / 255.0, ys[idx]
-
-    arrays = (jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(shards), jnp.asarray(lengths))
+    loss_fn, batch_fn, arrays = problem(model, x, y, parts, batch)
     spec = ClusterSpec(num_workers=workers, compute=ComputeModel("exponential"),
                        speeds=straggler_speeds(workers, SPREAD))
     return {"model": model, "loss_fn": loss_fn, "batch_fn": batch_fn, "data": arrays,
@@ -238,7 +208,7 @@ def compare(updates: int = 400, workers: int = 10, batch: int = 64, repeats: int
 
     threads = threads or cores()
     torch.set_num_threads(threads)
-    data = _data(workers)
+    data = shards(workers)
     setup = stalesim_setup(workers, updates, batch, data)
     run_peer(20, workers, batch, data=data)
     stalesim_rate(setup)
