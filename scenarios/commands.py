@@ -45,7 +45,9 @@ def add_subcommands(sub) -> None:
                             "configured value, e.g. --tune lr=x0.1,x0.3,x1,x3,x10; '--tune default' uses the "
                             "scenario's grid (default: the scenario's shipped tuned values, if any)")
         p.add_argument("--tuning-seeds", default="2", help="tuning seeds per candidate (default: 2)")
-        p.add_argument("--jobs", default="1", help="runs carried out at once in separate processes (default: 1)")
+        p.add_argument("--jobs", default="auto",
+                       help="runs carried out at once in separate processes, or 'auto' (default): one per CPU "
+                            "core, in this process for small grids; the numbers are the same either way")
         p.add_argument("--dry-run", action="store_true",
                        help="print the grid (runs, updates) and an estimated wall time from a short calibration "
                             "on this machine; run nothing")
@@ -59,7 +61,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--out", default=None, help="results directory (default: results/sweep-NAME)")
     p.add_argument("--backend", default="local", help="local (a process pool, default) or ray")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--jobs", default=None, help="local processes (default: one per CPU core)")
+    p.add_argument("--jobs", default="auto",
+                   help="local processes, or 'auto' (default): one per CPU core, in this process for small sweeps")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files")
     p.add_argument("--force", action="store_true", help="recompute finished runs")
     p.add_argument("--dry-run", action="store_true",
@@ -109,6 +112,19 @@ def _split(text, option):
 
 def _count(text, option):
     return None if text is None else _COUNT.parse(option, text, ConfigError)
+
+
+def _jobs(text):
+    """``--jobs``: ``auto`` or a number of processes >= 1."""
+    from .runner import AUTO
+
+    text = str(text).strip()
+    if text == AUTO:
+        return AUTO
+    try:
+        return _COUNT.parse("--jobs", text, ConfigError)
+    except ConfigError:
+        raise ConfigError(f"--jobs: must be {AUTO!r} or an integer >= 1, got {text!r}") from None
 
 
 def resolve_dataset(scenario, config, overrides: dict, data_dir, log=print):
@@ -231,7 +247,7 @@ def _execute(args):
     from .lock import FolderLock
 
     scenario, config, runs, out = prepare(args)
-    jobs = _count(args.jobs, "--jobs")
+    jobs = _jobs(args.jobs)
     grids = _grids(args, scenario)
     tuning_seeds = _count(args.tuning_seeds, "--tuning-seeds")
     if args.dry_run:
@@ -248,11 +264,12 @@ def _execute(args):
     return scenario, results, out
 
 
-def dry_run(runs, grids, tuning_seeds: int, jobs: int, data_dir) -> None:
+def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir) -> None:
     """The grid and an estimated wall time: two short runs of the first cell on this machine
     (``a + b * updates``: a the start-up and compilation, b the time per update) scaled to
     every run, divided over the processes."""
     from .estimate import calibrate
+    from .runner import processes_for
     from .tuning import tuning_runs
 
     tuning = [r for entries in tuning_runs(runs, grids, tuning_seeds).values() for _, r in entries] if grids else []
@@ -262,10 +279,12 @@ def dry_run(runs, grids, tuning_seeds: int, jobs: int, data_dir) -> None:
     print(f"grid: {len(runs)} reported runs ({cells} cells x {len(runs) // max(1, cells)} seeds)"
           + (f" + {len(tuning)} tuning runs" if tuning else "") + f"; {updates:,} applied updates in all")
     start, per_update = calibrate(runs[0], data_dir)
-    seconds = sum(start + per_update * r.config.updates for r in everything) / max(1, min(jobs, len(everything)))
+    processes = processes_for(jobs, everything)
+    seconds = sum(start + per_update * r.config.updates for r in everything) / processes
     print(f"calibration on this machine: {start:.1f} s to start a run (data, compilation), "
           f"{1 / per_update:,.0f} updates/s")
-    print(f"estimated wall time with --jobs {jobs}: {_duration(seconds)} (nothing was run; drop --dry-run to run)")
+    print(f"estimated wall time with --jobs {jobs} ({processes} process{'es' if processes > 1 else ''}): "
+          f"{_duration(seconds)} (nothing was run; drop --dry-run to run)")
 
 
 def _duration(seconds: float) -> str:
@@ -340,8 +359,6 @@ def _report_sweep(manifest: dict, results, out: Path) -> int:
 
 
 def cmd_sweep(args) -> int:
-    import os
-
     from .lock import FolderLock
     from .results import write_json_atomic
     from .runner import BACKENDS
@@ -350,7 +367,7 @@ def cmd_sweep(args) -> int:
 
     if args.backend not in BACKENDS:
         raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
-    jobs = _count(args.jobs, "--jobs")
+    jobs = _jobs(args.jobs)
     sweep = load_sweep(args.spec)
     runs = sweep.runs()
     check_runs(runs)
@@ -364,14 +381,14 @@ def cmd_sweep(args) -> int:
             raise ConfigError("--backend ray: Ray is not installed; install it with pip install 'stalesim[ray]'") from None
     out = Path(args.out or f"results/sweep-{sweep.name}")
     if args.dry_run:
-        dry_run(runs, sweep.tune, 2, jobs or os.cpu_count() or 1, args.data_dir)
+        dry_run(runs, sweep.tune, 2, jobs, args.data_dir)
         return 0
     claim_folder(out, {"sweep": str(sweep.path)}, args.force)
     with FolderLock(out):
         write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,
                                                     "identity": {"sweep": str(sweep.path)}, "spec": str(sweep.path),
                                                     "axes": sweep.axes, "runs": [r.dirname for r in runs]})
-        results = run_sweep(sweep, out, backend=args.backend, jobs=jobs or os.cpu_count() or 1,
+        results = run_sweep(sweep, out, backend=args.backend, jobs=jobs,
                             address=args.address, data_dir=args.data_dir, force=args.force,
                             invocation=invocation(args))
     print()

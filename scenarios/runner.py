@@ -27,6 +27,31 @@ from .results import RunResult, load_result, write_result
 from .workload import workload
 
 BACKENDS = ("local", "ray")
+AUTO = "auto"  # --jobs auto: see processes_for
+AUTO_MIN_UPDATES = 20_000  # less work than this is carried out in this process under --jobs auto
+
+
+def cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def processes_for(jobs, todo: list) -> int:
+    """Local processes for the runs ``todo``: ``jobs`` itself when it is a number, or for
+    ``"auto"`` one per CPU core, at most one per group of runs sharing a compiled replay
+    (``_compile_groups``), and this process alone when the runs total fewer than
+    ``AUTO_MIN_UPDATES`` applied updates (a worker process spends about 3 s starting,
+    importing JAX and reading the data). XLA runs one replay on about one core, so
+    separate processes are how a run of many replays uses the machine; results are the
+    same for every number of processes."""
+    if jobs != AUTO:
+        return max(1, min(int(jobs), len(todo)))
+    if sum(run.config.updates for run in todo) < AUTO_MIN_UPDATES:
+        return 1
+    return max(1, min(cores(), len(_compile_groups(todo))))
 
 
 def node_speeds(cfg, num_classes: int, seed: int) -> tuple[float, ...]:
@@ -326,17 +351,18 @@ def use_compilation_cache() -> Optional[str]:
     return folder
 
 
-def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = False, jobs: int = 1,
+def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = False, jobs: int | str = 1,
              backend: str = "local", address: Optional[str] = None, log=print,
              invocation: Optional[dict] = None) -> list[RunResult]:
     """Carry out every run not already finished in ``out``; results in the order of ``runs``.
 
     ``invocation`` (the command line and the overrides) is recorded in each result's
-    provenance."""
+    provenance. ``jobs``: local processes, a number or ``"auto"`` (``processes_for``)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
     use_compilation_cache()
     done, todo = pending(runs, out, force)
+    jobs = processes_for(jobs, todo) if todo else 1
     where = f"{jobs} processes" if backend == "local" and jobs > 1 else ("ray" if backend == "ray" else "in process")
     log(f"{len(runs)} runs, {len(done)} already finished, {len(todo)} to do ({where})")
     progress = Progress(len(runs), log)
@@ -364,7 +390,6 @@ def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = Fal
 def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    jobs = max(1, min(jobs, len(todo)))
     if jobs == 1:
         for run in todo:
             finished(run, _task(run, data_dir, trace_dir))

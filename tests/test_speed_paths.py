@@ -3,6 +3,7 @@ across traces, the padded op table and ring, the rule cache, batched evaluation,
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -179,3 +180,33 @@ def test_runs_are_grouped_by_what_they_compile():
     assert len(groups) == 4 and all(len(g) == 3 for g in groups)
     assert all(len({(r.algorithm, r.base, r.config) for r in g}) == 1 for g in groups)
     assert [r for g in groups for r in g] == runs  # the grid's order kept
+
+
+def test_jobs_auto_uses_one_process_per_core_for_enough_work(monkeypatch):
+    from scenarios import runner
+    from scenarios.catalogue import SCENARIOS, grid
+
+    cfg = SCENARIOS["synthetic"].config.validate()
+    big = replace(cfg, updates=runner.AUTO_MIN_UPDATES).validate()
+    runs = grid([big], ["asgd", "gsgm", "dcasgd-a"], ["sgd"], 2)  # 3 groups of 2 runs
+    monkeypatch.setattr(runner, "cores", lambda: 2)
+    assert runner.processes_for("auto", runs) == 2
+    monkeypatch.setattr(runner, "cores", lambda: 16)
+    assert runner.processes_for("auto", runs) == 3  # at most one per group of runs
+    small = grid([replace(cfg, updates=100).validate()], ["asgd", "gsgm"], ["sgd"], 3)
+    assert runner.processes_for("auto", small) == 1  # not worth starting processes
+    assert runner.processes_for(4, small) == 4 and runner.processes_for(8, small) == 6  # a number is kept
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"fewer than {runner.AUTO_MIN_UPDATES:,} applied" in readme.replace("\n  ", " ")
+
+
+def test_jobs_auto_and_bad_jobs_on_the_command_line(tmp_path, capsys):
+    from scenarios.cli import main
+
+    tiny = ["--algorithms", "asgd", "--base", "sgd", "--seeds", "1", "--updates", "20", "--set", "eval_every=10"]
+    assert main(["run", "synthetic", *tiny, "--jobs", "auto", "--out", str(tmp_path / "a")]) == 0
+    assert "(in process)" in capsys.readouterr().out
+    assert main(["run", "synthetic", *tiny, "--jobs", "many", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "stalesim: error: --jobs: must be 'auto' or an integer >= 1, got 'many'"
+    assert not (tmp_path / "b").exists()
