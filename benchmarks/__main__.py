@@ -145,7 +145,7 @@ def bench_replay(quick, report):
     updates = {"mlp": 200 if quick else 3000, "cnn": 10 if quick else 400}
     rounds = 1 if quick else 3
     for model_name in ("mlp", "cnn"):
-        mode = "scan" if model_name == "mlp" else "loop"
+        mode = "scan"  # what mode="auto" runs for both (scenarios.runner.resolve_mode)
         targets = TARGETS if model_name == "mlp" else CNN_TARGETS
         for workers in (10,) if quick else (10, 100):
             model, loss_fn, batch_fn, data, source = _setup(model_name, workers)

@@ -153,7 +153,8 @@ def _no_eval(params):
 
 
 def stalesim_rate(setup) -> float:
-    """Applied updates/s of one ASGD replay (``mode="loop"``, evaluation beyond the run)."""
+    """Applied updates/s of one ASGD replay (``mode="scan"``, what ``mode="auto"`` runs for the
+    CNN; evaluation beyond the run)."""
     import inspect
 
     import jax
@@ -163,11 +164,11 @@ def stalesim_rate(setup) -> float:
     params = setup["model"].init(jax.random.PRNGKey(0))
     if "loss_fn" in inspect.signature(algorithms.replay).parameters:
         h = algorithms.replay(setup["trace"], setup["rule"], setup["loss_fn"], params, setup["batch_fn"], _no_eval,
-                              10**9, 0, data=setup["data"], mode="loop")
+                              10**9, 0, data=setup["data"], mode="scan")
     else:  # replay(trace, rule, Problem(...), eval_every=..., seed=...)
         problem = algorithms.Problem(loss_fn=setup["loss_fn"], batch_fn=setup["batch_fn"], eval_fn=_no_eval,
                                      data=setup["data"], params0=params)
-        h = algorithms.replay(setup["trace"], setup["rule"], problem, eval_every=10**9, seed=0, mode="loop")
+        h = algorithms.replay(setup["trace"], setup["rule"], problem, eval_every=10**9, seed=0, mode="scan")
     return h.updates_replayed / h.wall_time
 
 

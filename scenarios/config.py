@@ -101,7 +101,8 @@ _CORE = [
     Field("target_accuracy", 0.7, Spec(float, low=0, high=1, low_open=True),
           "accuracy whose first crossing (simulated time) tables report", "protocol"),
     Field("mode", "auto", Spec(str, ("auto", "loop", "scan")),
-          "replay loop: lax.scan (auto for the MLP) or one jitted call per op (auto for conv nets)", "training"),
+          "replay loop: one compiled loop per run of ops (scan; auto for mlp and cnn) or one jitted call per op "
+          "(loop; auto for resnet, whose convolutions XLA runs 20x slower inside a loop)", "training"),
 ]
 
 

@@ -194,10 +194,12 @@ def metrics_of(history, cfg, num_classes: int = 10) -> dict:
 
 
 def resolve_mode(cfg) -> str:
-    """``auto``: lax.scan for the MLP, a loop of jitted ops for conv nets (measured, see benchmarks/)."""
+    """``auto``: one compiled loop per run of ops for the MLP and the CNN (whose convolutions
+    are matrix products), one jitted call per op for the ResNet: XLA's CPU convolutions ran
+    about 20x slower inside a compiled loop (measured, see benchmarks/README.md)."""
     if cfg.mode != "auto":
         return cfg.mode
-    return "scan" if cfg.model == "mlp" else "loop"
+    return "loop" if cfg.model == "resnet" else "scan"
 
 
 def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> RunResult:

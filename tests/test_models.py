@@ -38,3 +38,37 @@ def test_fused_cnn_equals_the_textbook_definition(shape, inputs):
     gx = jax.grad(lambda x: model.apply(params, x).sum())(x)
     gx_ref = jax.grad(lambda x: textbook_cnn(params, x).sum())(x)
     np.testing.assert_allclose(gx, gx_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_cnn_replay_scan_equals_loop_bit_for_bit():
+    """``mode="auto"`` runs the CNN as a compiled loop: the same numbers as one call per op."""
+    from algorithms import Problem, gsgm, replay
+    from scenarios.config import ExperimentConfig as Config
+    from scenarios.runner import resolve_mode
+    from sim import ClusterSpec, ComputeModel, simulate
+
+    model = models.make_model("cnn", (8, 8, 1), 10)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.random((64, 8, 8, 1), np.float32))
+    y = jnp.asarray(np.arange(64) % 10)
+
+    def loss_fn(params, batch):
+        xb, yb = batch
+        return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, xb), yb).mean()
+
+    def batch_fn(data, seed, worker, step):
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), worker), step)
+        idx = jax.random.randint(key, (8,), 0, 64)
+        return data[0][idx], data[1][idx]
+
+    def eval_fn(params):
+        return {"loss": loss_fn(params, (x, y)), "accuracy": jnp.mean(jnp.argmax(model.apply(params, x), -1) == y)}
+
+    trace = simulate(ClusterSpec(num_workers=3, compute=ComputeModel("exponential")), "whitelist-wait", 40, seed=0)
+    problem = Problem(loss_fn, batch_fn, eval_fn, (x, y), model.init(jax.random.PRNGKey(0)))
+    rule = gsgm(0.05, momentum=0.9, k=2)
+    loop, scan = (replay(trace, rule, problem, eval_every=10, mode=m, keep_params=True) for m in ("loop", "scan"))
+    np.testing.assert_array_equal(loop.loss, scan.loss)
+    for a, b in zip(jax.tree_util.tree_leaves(loop.params), jax.tree_util.tree_leaves(scan.params)):
+        np.testing.assert_array_equal(a, b)
+    assert resolve_mode(Config(model="cnn")) == "scan" and resolve_mode(Config(model="resnet")) == "loop"
