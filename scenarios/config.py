@@ -102,7 +102,8 @@ _CORE = [
           "accuracy whose first crossing (simulated time) tables report", "protocol"),
     Field("mode", "auto", Spec(str, ("auto", "loop", "scan")),
           "replay loop: one compiled loop per run of ops (scan; auto for mlp and cnn) or one jitted call per op "
-          "(loop; auto for resnet, whose convolutions XLA runs 20x slower inside a loop)", "training"),
+          "(loop; auto for resnet, whose convolutions XLA runs 20x slower inside a compiled loop, and there "
+          "only equal to float rounding)", "training"),
 ]
 
 
