@@ -44,14 +44,22 @@ def processes_for(jobs, todo: list) -> int:
     ``"auto"`` one per CPU core, at most one per group of runs sharing a compiled replay
     (``_compile_groups``), and this process alone when the runs total fewer than
     ``AUTO_MIN_UPDATES`` applied updates (a worker process spends about 3 s starting,
-    importing JAX and reading the data). XLA runs one replay on about one core, so
-    separate processes are how a run of many replays uses the machine; results are the
-    same for every number of processes."""
+    importing JAX and reading the data), or when JAX computes on an accelerator. XLA runs
+    one replay on about one CPU core, so separate processes are how a run of many replays
+    uses the machine; results are the same for every number of processes."""
     if jobs != AUTO:
         return max(1, min(int(jobs), len(todo)))
-    if sum(run.config.updates for run in todo) < AUTO_MIN_UPDATES:
+    if sum(run.config.updates for run in todo) < AUTO_MIN_UPDATES or accelerator():
         return 1
     return max(1, min(cores(), len(_compile_groups(todo))))
+
+
+def accelerator() -> bool:
+    """Whether JAX computes on a GPU or TPU here: then ``--jobs auto`` keeps one process,
+    since each process would claim most of the device's memory."""
+    import jax
+
+    return jax.default_backend() != "cpu"
 
 
 def node_speeds(cfg, num_classes: int, seed: int) -> tuple[float, ...]:

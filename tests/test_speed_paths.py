@@ -196,6 +196,9 @@ def test_jobs_auto_uses_one_process_per_core_for_enough_work(monkeypatch):
     small = grid([replace(cfg, updates=100).validate()], ["asgd", "gsgm"], ["sgd"], 3)
     assert runner.processes_for("auto", small) == 1  # not worth starting processes
     assert runner.processes_for(4, small) == 4 and runner.processes_for(8, small) == 6  # a number is kept
+    monkeypatch.setattr(runner, "accelerator", lambda: True)
+    assert runner.processes_for("auto", runs) == 1  # one process holds the GPU
+    assert runner.processes_for(2, runs) == 2  # unless asked
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert f"fewer than {runner.AUTO_MIN_UPDATES:,} applied" in readme.replace("\n  ", " ")
 
