@@ -1,0 +1,61 @@
+"""What the README and benchmarks/README.md quote of measured runs follows from their committed records (benchmarks/records/)."""
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDS = ROOT / "benchmarks" / "records"
+
+
+def _rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def _numbers(cell: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?", cell)]
+
+
+def largest_differences(cpu_md: str, gpu_md: str) -> dict:
+    """Per column, the largest absolute difference between corresponding numbers."""
+    cpu, gpu = _rows(cpu_md), _rows(gpu_md)
+    assert cpu[0] == gpu[0] and [r[:3] for r in cpu] == [r[:3] for r in gpu]  # same columns and cells
+    largest = {}
+    for a, b in zip(cpu[1:], gpu[1:]):
+        for column, x, y in zip(cpu[0], a, b):
+            for p, q in zip(_numbers(x), _numbers(y)):
+                largest[column] = max(largest.get(column, 0.0), abs(p - q))
+    return largest
+
+
+def test_readme_states_how_far_the_gpu_table_is_from_the_cpu_table():
+    cpu = (ROOT / "docs" / "claims-data" / "fmnist" / "table.md").read_text()
+    gpu = next(RECORDS.glob("*fmnist-table*.md")).read_text()
+    diff = largest_differences(cpu, gpu)
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"final accuracies within {diff['final acc. (%)']:.1f} points" in readme
+    assert f"stability gains within {diff['stability gain']:.0f} points" in readme
+
+
+def test_benchmarks_readme_shows_the_gpu_figures_of_the_record():
+    record = json.loads(next(RECORDS.glob("*replay*.json")).read_text())
+    text = (ROOT / "benchmarks" / "README.md").read_text()
+    section = text[text.index("## On a GPU"):]
+    for row in record["rows"]:
+        assert f"{row['value']:.2f}" in section, row
+
+
+def test_benchmarks_readme_table_shows_the_cpu_record():
+    """The 'now' column of benchmarks/README.md's table is the committed `python -m benchmarks` run."""
+    record = json.loads(next(RECORDS.glob("cpu-*.json")).read_text())
+    text = (ROOT / "benchmarks" / "README.md").read_text()
+    table = text[text.index("## Figures on the reference machine"):text.index("## Where the time")]
+    for row in record["rows"]:
+        if row["figure"] == "end_to_end" and "cache" in row["what"]:
+            shown = f"{row['value']:.2f}"
+        elif row["figure"].startswith("trace"):
+            shown = f"{row['value']:,.0f}"
+        else:
+            shown = f"{row['value']:.2f}"
+        assert shown in table, (row["figure"], row["what"], shown)
