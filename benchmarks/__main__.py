@@ -15,7 +15,10 @@ Benchmarks (see benchmarks/README.md for the figures measured and what bounds th
 4. scaling: replay throughput at 1,000 workers over throughput at 10 (MLP);
 5. memory: peak resident memory of a 1,000-worker GSGM replay (MLP) over what its
    parameters, snapshots, caches and data need;
-6. end_to_end: ``stalesim reproduce fmnist`` in a fresh process from a fresh output
+6. peer: the CNN's ASGD replay over a plain per-event PyTorch simulation of the same
+   run (``benchmarks/torch_peer.py``); optional, skipped (and said so) without PyTorch;
+7. resnet: the ResNet-8 replay's updates/s (CIFAR-shaped random images) over its plain loop;
+8. end_to_end: ``stalesim reproduce fmnist`` in a fresh process from a fresh output
    folder: (applied updates x the limit's seconds per step) / its wall time, and where
    the rest of the time goes (process start, compilation, evaluation, trace
    simulation, report).
@@ -38,7 +41,7 @@ import time
 from pathlib import Path
 
 TARGETS = {"replay_asgd": 0.95, "replay_dcasgd": 0.9, "replay_gsgm": 0.9, "trace_100": 100_000,
-           "seeds_mlp": 1.5, "scaling": 0.9, "memory": 1.5, "end_to_end": 0.8}
+           "seeds_mlp": 1.5, "scaling": 0.9, "memory": 1.5, "end_to_end": 0.8, "peer_cnn": 1.2}
 CNN_TARGETS = {"replay_asgd": 0.9, "replay_dcasgd": 0.8, "replay_gsgm": 0.8}  # the conv net's, from the first issue
 BATCH = 64
 
@@ -201,7 +204,7 @@ def bench_seeds(quick, report):
 
     r = 8
     for model_name, updates in (("mlp", 50 if quick else 1500), ("cnn", 4 if quick else 60)):
-        mode = "scan" if model_name == "mlp" else "loop"
+        mode = "scan"  # what mode="auto" runs for both
         model, loss_fn, batch_fn, data, _ = _setup(model_name, 10)
         trace = _trace(10, "fifo", updates)
         rule = _rule("asgd")
@@ -220,6 +223,52 @@ def bench_seeds(quick, report):
         target = TARGETS["seeds_mlp"] if model_name == "mlp" else None
         report(f"seeds_{model_name}", f"R=8, vmap over loop, {model_name}", v / lp, target,
                f"vmap {v:.0f} upd/s, loop {lp:.0f} upd/s: use {'vmap' if v > lp else 'the loop'}")
+
+
+def bench_peer(quick, report):
+    """The CNN: stalesim's ASGD replay over the PyTorch per-event peer (``torch_peer``),
+    interleaved in this process; optional: says so and skips without PyTorch."""
+    from .torch_peer import NO_TORCH, compare, torch_available
+
+    if not torch_available():
+        print(f"{'peer_cnn':<14} {NO_TORCH}", flush=True)
+        return
+    c = compare(updates=20 if quick else 400, repeats=1 if quick else 3)
+    report("peer_cnn", "cnn, 10 workers: stalesim ASGD / PyTorch peer", c["ratio"], TARGETS["peer_cnn"],
+           f"{c['stalesim_updates_per_second']:.0f} vs {c['peer_updates_per_second']:.0f} upd/s "
+           f"(peer on {c['threads']} torch threads, torch {c['torch']}); replay / plain loop "
+           f"{c['replay_over_reference']:.2f}")
+
+
+def bench_resnet(quick, report):
+    """ResNet-8 on CIFAR-shaped inputs (random 32x32x3 images: CIFAR is not needed): ASGD
+    replay updates/s as ``mode="auto"`` runs it (one call per op) over the plain loop."""
+    import numpy as np
+
+    from scenarios.config import ExperimentConfig
+    from scenarios.models import make_model
+    from scenarios.partition import label_shards
+    from scenarios.runner import resolve_mode
+
+    from .problem import problem
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5000, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(5000) % 10
+    model = make_model("resnet", (32, 32, 3), 10)
+    loss_fn, batch_fn, data = problem(model, x, y, label_shards(y, 10, 1), BATCH)
+    mode = resolve_mode(ExperimentConfig(model="resnet"))
+    updates = 3 if quick else 30
+    trace, rule = _trace(10, "fifo", updates), _rule("asgd")
+    refs = _reference_steps(model, loss_fn, batch_fn, data)
+    replay_rate(trace, rule, model, loss_fn, batch_fn, data, mode)  # compile
+    rates, loops = [], []
+    for _ in range(1 if quick else 3):
+        loops.append(reference_rates(model, loss_fn, batch_fn, data, updates, 1, refs)["loop"])
+        rates.append(replay_rate(trace, rule, model, loss_fn, batch_fn, data, mode))
+    report("resnet", f"resnet-8 32x32x3, 10 workers, ASGD replay ({mode}) / loop",
+           statistics.median(r / lp for r, lp in zip(rates, loops)), None,
+           f"{statistics.median(rates):.1f} upd/s, loop {statistics.median(loops):.1f} steps/s (random images)")
 
 
 def bench_scaling(quick, report):
@@ -389,8 +438,8 @@ def bench_end_to_end(quick, report):
             _end_to_end(["reproduce", "fmnist", *args], label, s_per_step, report, TARGETS["end_to_end"], env)
 
 
-BENCHMARKS = {"trace": bench_trace, "replay": bench_replay, "seeds": bench_seeds, "scaling": bench_scaling,
-              "memory": bench_memory, "end_to_end": bench_end_to_end}
+BENCHMARKS = {"trace": bench_trace, "replay": bench_replay, "peer": bench_peer, "resnet": bench_resnet,
+              "seeds": bench_seeds, "scaling": bench_scaling, "memory": bench_memory, "end_to_end": bench_end_to_end}
 
 
 def main(argv=None) -> int:
