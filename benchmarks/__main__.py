@@ -18,7 +18,8 @@ Benchmarks (see benchmarks/README.md for the figures measured and what bounds th
 6. peer: the CNN's ASGD replay over a plain per-event PyTorch simulation of the same
    run (``benchmarks/torch_peer.py``); optional, skipped (and said so) without PyTorch;
 7. resnet: the ResNet-8 replay's updates/s (CIFAR-shaped random images) over its plain loop;
-8. end_to_end: ``stalesim reproduce fmnist`` in a fresh process from a fresh output
+8. cores: the scan limit in one process per core at once, summed, over one process;
+9. end_to_end: ``stalesim reproduce fmnist`` in a fresh process from a fresh output
    folder: (applied updates x the limit's seconds per step) / its wall time, and where
    the rest of the time goes (process start, compilation, evaluation, trace
    simulation, report).
@@ -271,6 +272,40 @@ def bench_resnet(quick, report):
            f"{statistics.median(rates):.1f} upd/s, loop {statistics.median(loops):.1f} steps/s (random images)")
 
 
+_CORES_CHILD = r"""
+import json, sys, time
+from benchmarks.__main__ import _setup, _reference_steps, reference_rates
+steps, start = int(sys.argv[1]), float(sys.argv[2])
+model, loss_fn, batch_fn, data, _ = _setup("mlp", 10)
+refs = _reference_steps(model, loss_fn, batch_fn, data)
+reference_rates(model, loss_fn, batch_fn, data, 100, 1, refs)  # compile
+time.sleep(max(0.0, start - time.time()))  # every process starts timing together
+print(json.dumps(reference_rates(model, loss_fn, batch_fn, data, steps, 3, refs)["scan"]))
+"""
+
+
+def bench_cores(quick, report):
+    """What the whole machine gives: the scan limit run in one process per core at once,
+    their summed steps/s over the same limit in one process alone (the ceiling of
+    ``--jobs auto`` against the one-process limit the other figures use)."""
+    from scenarios.runner import cores
+
+    steps = 300 if quick else 4000
+    root = Path(__file__).resolve().parent.parent
+
+    def together(k: int) -> list[float]:
+        start = time.time() + 20
+        procs = [subprocess.Popen([sys.executable, "-c", _CORES_CHILD, str(steps), str(start)], cwd=root,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(k)]
+        return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+
+    k = cores()
+    alone = together(1)[0]
+    rates = together(k)
+    report("cores", f"scan limit in {k} processes at once (summed) / in one", sum(rates) / alone, None,
+           f"{sum(rates):.0f} vs {alone:.0f} steps/s (each {', '.join(f'{r:.0f}' for r in rates)})")
+
+
 def bench_scaling(quick, report):
     updates = 200 if quick else 3000
     big = 100 if quick else 1000
@@ -439,7 +474,8 @@ def bench_end_to_end(quick, report):
 
 
 BENCHMARKS = {"trace": bench_trace, "replay": bench_replay, "peer": bench_peer, "resnet": bench_resnet,
-              "seeds": bench_seeds, "scaling": bench_scaling, "memory": bench_memory, "end_to_end": bench_end_to_end}
+              "seeds": bench_seeds, "scaling": bench_scaling, "memory": bench_memory, "cores": bench_cores,
+              "end_to_end": bench_end_to_end}
 
 
 def main(argv=None) -> int:

@@ -48,10 +48,11 @@ def test_benchmarks_readme_shows_the_gpu_figures_of_the_record():
 
 def test_benchmarks_readme_table_shows_the_cpu_record():
     """The 'now' column of benchmarks/README.md's table is the committed `python -m benchmarks` run."""
-    record = json.loads(next(RECORDS.glob("cpu-*.json")).read_text())
+    rows = [row for path in sorted(RECORDS.glob("cpu-*.json")) for row in json.loads(path.read_text())["rows"]]
     text = (ROOT / "benchmarks" / "README.md").read_text()
     table = text[text.index("## Figures on the reference machine"):text.index("## Where the time")]
-    for row in record["rows"]:
+    assert {"end_to_end", "cores", "replay_asgd", "peer_cnn", "resnet"} <= {row["figure"] for row in rows}
+    for row in rows:
         if row["figure"] == "end_to_end" and "cache" in row["what"]:
             shown = f"{row['value']:.2f}"
         elif row["figure"].startswith("trace"):
@@ -59,3 +60,16 @@ def test_benchmarks_readme_table_shows_the_cpu_record():
         else:
             shown = f"{row['value']:.2f}"
         assert shown in table, (row["figure"], row["what"], shown)
+
+
+def test_benchmarks_readme_time_split_is_the_recorded_one():
+    """'Where the time goes' shows the record's split of the whole grid with --jobs 1."""
+    rows = [row for path in sorted(RECORDS.glob("cpu-*.json")) for row in json.loads(path.read_text())["rows"]]
+    whole = next(r for r in rows if r["figure"] == "end_to_end" and "whole grid" in r["what"] and "--jobs 1" in r["what"])
+    text = (ROOT / "benchmarks" / "README.md").read_text()
+    section = text[text.index("## Where the time"):text.index("## What bounds each figure")]
+    names = {"compile": "compilation", "training": "training (waited for before each evaluation)"}
+    parts = re.findall(r"(?:; |, )([a-z][a-z ,()-]*?) ([\d.]+) s", whole["note"].split("; limit")[1])
+    assert len(parts) >= 7
+    for part, seconds in parts:
+        assert f"| {names.get(part, part)} | {seconds} |" in section, (part, seconds)
