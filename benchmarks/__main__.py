@@ -273,14 +273,15 @@ def bench_resnet(quick, report):
 
 
 _CORES_CHILD = r"""
-import json, sys, time
+import json, sys
 from benchmarks.__main__ import _setup, _reference_steps, reference_rates
-steps, start = int(sys.argv[1]), float(sys.argv[2])
+steps = int(sys.argv[1])
 model, loss_fn, batch_fn, data, _ = _setup("mlp", 10)
 refs = _reference_steps(model, loss_fn, batch_fn, data)
 reference_rates(model, loss_fn, batch_fn, data, 100, 1, refs)  # compile
-time.sleep(max(0.0, start - time.time()))  # every process starts timing together
-print(json.dumps(reference_rates(model, loss_fn, batch_fn, data, steps, 3, refs)["scan"]))
+print("ready", flush=True)
+sys.stdin.readline()  # every process starts timing together
+print(json.dumps(reference_rates(model, loss_fn, batch_fn, data, steps, 3, refs)["scan"]), flush=True)
 """
 
 
@@ -294,9 +295,13 @@ def bench_cores(quick, report):
     root = Path(__file__).resolve().parent.parent
 
     def together(k: int) -> list[float]:
-        start = time.time() + 20
-        procs = [subprocess.Popen([sys.executable, "-c", _CORES_CHILD, str(steps), str(start)], cwd=root,
-                                  stdout=subprocess.PIPE, text=True) for _ in range(k)]
+        procs = [subprocess.Popen([sys.executable, "-c", _CORES_CHILD, str(steps)], cwd=root, text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(k)]
+        for p in procs:  # each has compiled
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
         return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
 
     k = cores()
