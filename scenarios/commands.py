@@ -265,11 +265,11 @@ def _execute(args):
 
 
 def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir) -> None:
-    """The grid and an estimated wall time: two short runs of the first cell on this machine
-    (``a + b * updates``: a the start-up and compilation, b the time per update) scaled to
-    every run, divided over the processes."""
+    """The grid and an estimated wall time: one short run per kind of run (algorithm, base,
+    problem shape) on this machine (``estimate.calibrate``), scaled to every run; with
+    several processes, a range from perfect sharing to none."""
     from .estimate import calibrate
-    from .runner import processes_for
+    from .runner import _compile_groups, processes_for
     from .tuning import tuning_runs
 
     tuning = [r for entries in tuning_runs(runs, grids, tuning_seeds).values() for _, r in entries] if grids else []
@@ -278,17 +278,24 @@ def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir) -> None:
     cells = len({(r.config, r.algorithm, r.base) for r in runs})
     print(f"grid: {len(runs)} reported runs ({cells} cells x {len(runs) // max(1, cells)} seeds)"
           + (f" + {len(tuning)} tuning runs" if tuning else "") + f"; {updates:,} applied updates in all")
-    start, per_update = calibrate(runs[0], data_dir)
+    print("calibration on this machine (one short run per algorithm, base and problem shape):")
+    calibration = calibrate(everything, data_dir)
     processes = processes_for(jobs, everything)
-    seconds = sum(start + per_update * r.config.updates for r in everything) / processes
-    print(f"calibration on this machine: {start:.1f} s to start a run (data, compilation), "
-          f"{1 / per_update:,.0f} updates/s")
-    print(f"estimated wall time with --jobs {jobs} ({processes} process{'es' if processes > 1 else ''}): "
-          f"{_duration(seconds)} (nothing was run; drop --dry-run to run)")
+    one = calibration.seconds(everything, _compile_groups(everything))
+    where = f"--jobs {jobs} ({processes} process{'es' if processes > 1 else ''})"
+    if processes == 1:
+        print(f"estimated wall time with {where}: {_duration(one)} (nothing was run; drop --dry-run to run)")
+    else:
+        print(f"estimated wall time with {where}: between {_duration(one / processes)} (processes that never "
+              f"slow each other) and {_duration(one)} (one process); they share the memory bandwidth "
+              f"(nothing was run; drop --dry-run to run)")
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    if seconds >= 600:
+        return f"{seconds / 60:.0f} min"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def cmd_run(args) -> int:

@@ -136,3 +136,22 @@ def test_old_result_json_is_migrated():
            "config": {}, "history": [], "trace": {}, "diverged": True, "final_accuracy": None}
     r = RunResult.from_json(old)
     assert r.algorithm == "dcasgd-a" and r.outcome == "diverged"
+
+
+def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
+    from dataclasses import replace
+
+    from scenarios.catalogue import SCENARIOS, grid
+    from scenarios.estimate import Calibration, calibrate, cost_key
+    from scenarios.runner import _compile_groups
+
+    cfg = SCENARIOS["synthetic"].config.validate()
+    runs = grid([replace(cfg, updates=100).validate(), replace(cfg, updates=100, lr_sgd=0.2).validate()],
+                ["asgd", "gsgm"], ["sgd"], 3)  # 4 compile groups of 3 runs, 2 kinds of run
+    keys = {cost_key(r) for r in runs}
+    assert len(keys) == 2  # the learning rate and the seed do not change the cost
+    calibration = Calibration({k: 2.0 for k in keys}, {k: 0.01 for k in keys})
+    assert calibration.seconds(runs, _compile_groups(runs)) == pytest.approx(4 * 2.0 + 12 * 100 * 0.01)
+    measured = calibrate(runs, log=lambda *_: None)
+    assert set(measured.per_update) == set(measured.compile_seconds) == keys
+    assert all(s > 0 for s in measured.per_update.values()) and all(s >= 0 for s in measured.compile_seconds.values())
