@@ -73,3 +73,17 @@ def test_benchmarks_readme_time_split_is_the_recorded_one():
     assert len(parts) >= 7
     for part, seconds in parts:
         assert f"| {names.get(part, part)} | {seconds} |" in section, (part, seconds)
+
+
+def test_benchmarks_readme_peer_figures_are_the_recorded_output():
+    text = " ".join((ROOT / "benchmarks" / "README.md").read_text().split())
+    for path in sorted(RECORDS.glob("torch-peer-*.txt")):
+        record = path.read_text()
+        threads = re.search(r"(\d+) torch threads", record).group(1)
+        ratio = re.search(r"stalesim / peer:\s+([\d.]+)", record).group(1)
+        peer = re.search(r"PyTorch peer:\s+(\d+) updates/s\s+\[([\d, ]+)\]", record)
+        ours = re.search(r"stalesim ASGD replay:\s+(\d+) updates/s\s+\[([\d, ]+)\]", record)
+        label = "2 threads" if threads == "2" else "1 thread"
+        assert f"| PyTorch peer, {label} | {peer.group(1)} | {peer.group(2)} |" in text, path.name
+        assert f"| **{ours.group(1)}** | {ours.group(2)} |" in text, path.name
+        assert ratio in text, path.name
