@@ -87,3 +87,12 @@ def test_benchmarks_readme_peer_figures_are_the_recorded_output():
         assert f"| PyTorch peer, {label} | {peer.group(1)} | {peer.group(2)} |" in text, path.name
         assert f"| **{ours.group(1)}** | {ours.group(2)} |" in text, path.name
         assert ratio in text, path.name
+
+
+def test_choices_quotes_the_recorded_model_speeds():
+    rows = json.loads((RECORDS / "cpu-2core-2026-11-26.json").read_text())["rows"]
+    scan = {r["what"].split(",")[0]: re.search(r"scan (\d+) steps/s", r["note"]).group(1)
+            for r in rows if r["figure"] == "reference" and "10 workers" in r["what"]}
+    text = " ".join((ROOT / "docs" / "choices.md").read_text().split())
+    assert f"trains at {scan['cnn']} steps/s on the reference 2-core CPU against {int(scan['mlp']):,}" in text
+    assert f"about {['', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'][round(int(scan['mlp']) / int(scan['cnn']))]} times longer" in text
