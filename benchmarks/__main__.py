@@ -223,8 +223,7 @@ def bench_seeds(quick, report):
         v, lp = statistics.median(vmaps), statistics.median(loops)
         target = TARGETS["seeds_mlp"] if model_name == "mlp" else None
         report(f"seeds_{model_name}", f"R=8, vmap over loop, {model_name}", v / lp, target,
-               f"vmap {v:.0f} upd/s, loop {lp:.0f} upd/s (runs use separate replays: vmap equals them "
-               f"only to float rounding)")
+               f"vmap {v:.0f} upd/s, loop {lp:.0f} upd/s (runs use separate replays)")
 
 
 def bench_peer(quick, report):
