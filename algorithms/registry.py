@@ -90,7 +90,9 @@ def order(name: str) -> int:
     return names.index(name) if name in names else len(names)
 
 
-def _from_reference(reference: str) -> Algorithm:
+def import_function(reference: str) -> Callable:
+    """The function a ``package.module:function`` reference names; one ``RuleError`` line
+    when the module cannot be imported or has no such function."""
     module_name, _, function_name = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -99,7 +101,11 @@ def _from_reference(reference: str) -> Algorithm:
     function = getattr(module, function_name, None)
     if not callable(function):
         raise RuleError(f"algorithm {reference}: {module_name} has no function {function_name!r}")
-    return _wrap_function(reference, function)
+    return function
+
+
+def _from_reference(reference: str) -> Algorithm:
+    return _wrap_function(reference, import_function(reference))
 
 
 def _wrap_function(reference: str, function: Callable) -> Algorithm:

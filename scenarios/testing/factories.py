@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable, NamedTuple, Union
 
 
@@ -47,18 +46,11 @@ def _resolve(factory: Factory) -> _Factory:
     if isinstance(factory, _Factory):
         return factory
     if isinstance(factory, str):
+        from algorithms.registry import get, import_function, make_rule
+
         if ":" in factory:
-            module_name, _, function_name = factory.partition(":")
-            try:
-                module = importlib.import_module(module_name)
-            except Exception as e:  # noqa: BLE001 - any import failure is the user's module
-                raise RuleError(f"algorithm {factory}: cannot import {module_name!r} "
-                                f"({type(e).__name__}: {e})") from None
-            function = getattr(module, function_name, None)
-            if not callable(function):
-                raise RuleError(f"algorithm {factory}: {module_name} has no function {function_name!r}")
+            function = import_function(factory)
             return _Factory(function, factory, getattr(function, "policy", "fifo"))
-        from algorithms.registry import get, make_rule
 
         algorithm = get(factory)
         policy = algorithm.policy_for({h.name: h.default for h in algorithm.hyperparameters})
