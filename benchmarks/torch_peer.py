@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import heapq
-import os
 import random
 import statistics
 import sys
@@ -40,12 +39,10 @@ SPREAD = 4.0
 NO_TORCH = "PyTorch is not installed (it is optional); skipping the PyTorch peer benchmark"
 
 
-def cores() -> int:
-    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+def _cores() -> int:
+    from scenarios.runner import cores  # imported here: the peer alone needs no JAX
+
+    return cores()
 
 
 def torch_available() -> bool:
@@ -118,7 +115,7 @@ def measure(updates: int = 400, workers: int = 10, batch: int = 64, repeats: int
         return {"updates_per_second": None, "skipped": NO_TORCH}
     import torch
 
-    threads = threads or cores()
+    threads = threads or _cores()
     torch.set_num_threads(threads)
     data = data if data is not None else shards(workers)
     run_peer(min(updates, 20), workers, batch, data=data)  # warm-up
@@ -207,7 +204,7 @@ def compare(updates: int = 400, workers: int = 10, batch: int = 64, repeats: int
         return {"peer_updates_per_second": None, "ratio": None, "skipped": NO_TORCH}
     import torch
 
-    threads = threads or cores()
+    threads = threads or _cores()
     torch.set_num_threads(threads)
     data = shards(workers)
     setup = stalesim_setup(workers, updates, batch, data)

@@ -35,9 +35,8 @@ def _params_norm(params) -> float:
 
 
 def _fit(rule, name: str, label: str) -> None:
-    trace = case_trace(name)
-    needs = rule.gradients_per_step if rule.gradients_per_step is not None else trace.num_workers
-    if needs != trace.gradients_per_version:
+    if not _steps_fit(rule, name):
+        trace = case_trace(name)
         fitting = [c for c in cases() if _steps_fit(rule, c)]
         raise CaseError(
             f"case {name}: its policy {trace.policy!r} makes one step per {trace.gradients_per_version} "
