@@ -68,6 +68,14 @@ class EventLog:
     def walk(self) -> "Walk":
         return walk(self)
 
+    @cached_property
+    def ring_size(self) -> int:
+        """Rows a ring of recent parameter versions needs: one more than the largest number
+        of applies between a worker's pull and the apply of the gradient it computed from it."""
+        is_apply = np.asarray(self.kind, dtype=np.int64) == APPLY
+        read_applies = np.asarray(self.walk.read_applies, dtype=np.int64)[is_apply]
+        return max(1, int(np.max(np.arange(len(read_applies)) - read_applies, initial=0)) + 1)
+
 
 class Walk(NamedTuple):
     """What each event means, one list entry per event (see ``walk``). ``version`` is the

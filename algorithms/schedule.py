@@ -53,7 +53,7 @@ def ring_size(trace) -> int:
     """Rows a ring of recent parameter versions needs for this trace: one more than the
     largest number of applies between a worker's pull and the apply of the gradient
     it computed from it."""
-    return _ring_size(EventLog(trace))
+    return EventLog(trace).ring_size
 
 
 def choose_storage(trace, params, storage: str = "auto") -> str:
@@ -93,7 +93,7 @@ def schedule_for(trace, params, storage: str) -> Schedule:
     chosen = _choose(log, params, storage)
     if chosen != "ring":
         return _compile(log, chosen)
-    return _compile_ring(log, ring_rows(_ring_size(log), log.num_workers, _row_bytes(params)))
+    return _compile_ring(log, ring_rows(log.ring_size, log.num_workers, _row_bytes(params)))
 
 
 def ring_rows(needed: int, num_workers: int, row_bytes: int = 0) -> int:
@@ -116,17 +116,12 @@ def _applies(log: EventLog) -> np.ndarray:
     return np.flatnonzero(np.asarray(log.kind, dtype=np.int64) == APPLY)
 
 
-def _ring_size(log: EventLog) -> int:
-    read_applies = np.asarray(log.walk.read_applies, dtype=np.int64)[_applies(log)]
-    return max(1, int(np.max(np.arange(len(read_applies)) - read_applies, initial=0)) + 1)
-
-
 def _choose(log: EventLog, params, storage: str) -> str:
     if storage not in STORAGES:
         raise ReplayError(f"storage: must be one of {', '.join(STORAGES)}, got {storage!r}")
     if storage != "auto":
         return storage
-    rows = _ring_size(log)
+    rows = log.ring_size
     row_bytes = _row_bytes(params)
     fits = rows <= 2 * log.num_workers and rows * row_bytes <= RING_BUDGET_BYTES
     return "ring" if fits else "snapshots"
@@ -181,7 +176,7 @@ def _compile_snapshots(log: EventLog) -> Schedule:
 def _compile_ring(log: EventLog, rows: int | None = None) -> Schedule:
     """One op per apply; row ``a % K`` holds the parameters after ``a`` applies (row 0:
     the initial parameters). K = ``rows``, at least ``ring_size``, which it defaults to."""
-    needed = _ring_size(log)
+    needed = log.ring_size
     if rows is None:
         rows = needed
     elif rows < needed:
