@@ -5,20 +5,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-_COMPILE_SECONDS = [0.0]  # XLA compilation time so far in this process (JAX's monitoring events)
+_COMPILE_SECONDS: list = []  # [seconds] once counting has started in this process
 
 
-def _count_compilation() -> None:
-    import jax.monitoring
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling with XLA (JAX's monitoring events), counted
+    from the first call on."""
+    if not _COMPILE_SECONDS:
+        import jax.monitoring
 
-    if getattr(_count_compilation, "registered", False):
-        return
+        _COMPILE_SECONDS.append(0.0)
 
-    def on_event(event, duration, **kwargs):
-        if event.startswith("/jax/core/compile/"):
-            _COMPILE_SECONDS[0] += duration
-    jax.monitoring.register_event_duration_secs_listener(on_event)
-    _count_compilation.registered = True
+        def on_event(event, duration, **kwargs):
+            if event.startswith("/jax/core/compile/"):
+                _COMPILE_SECONDS[0] += duration
+        jax.monitoring.register_event_duration_secs_listener(on_event)
+    return _COMPILE_SECONDS[0]
 
 
 def cost_key(run) -> tuple:
@@ -50,22 +52,22 @@ def calibrate(runs, data_dir=None, log=print) -> Calibration:
     does; the compilation time JAX reports is taken apart from the time per update."""
     from .runner import execute
 
-    _count_compilation()
+    compile_seconds()  # counting starts
     first = runs[0]
     execute(replace(first, config=replace(first.config, updates=min(first.config.updates, 20)),
                     seed=first.seed + 10_000), data_dir=data_dir, trace_dir=None)
     kinds = {}
     for run in runs:
         kinds.setdefault(cost_key(run), run)
-    compile_seconds, per_update = {}, {}
+    compilation, per_update = {}, {}
     for k, (key, run) in enumerate(kinds.items()):
         n = min(run.config.updates, max(100, 2 * run.config.eval_every))
-        compiled, started = _COMPILE_SECONDS[0], time.perf_counter()
+        compiled, started = compile_seconds(), time.perf_counter()
         execute(replace(run, config=replace(run.config, updates=n), seed=run.seed + 10_001 + k),
                 data_dir=data_dir, trace_dir=None)
-        elapsed, compiling = time.perf_counter() - started, _COMPILE_SECONDS[0] - compiled
-        compile_seconds[key] = compiling
+        elapsed, compiling = time.perf_counter() - started, compile_seconds() - compiled
+        compilation[key] = compiling
         per_update[key] = max(elapsed - compiling, 1e-3) / n
         log(f"  calibration {run.algorithm}-{run.base}: {1 / per_update[key]:,.0f} updates/s, "
             f"compilation {compiling:.1f} s")
-    return Calibration(compile_seconds, per_update)
+    return Calibration(compilation, per_update)
