@@ -274,6 +274,18 @@ def test_compare():
 
 
 # ------------------------------------------------------------------ the command
+HALF_PRECISION_RULE = textwrap.dedent("""
+
+    def half(base):
+        \"\"\"ASGD whose parameters come back as float16: a rule conformance must fail.\"\"\"
+        rule = algorithms.asgd(base=base)
+        def update(state, params, grad, **kw):
+            params, state = rule.update(state, params, grad, **kw)
+            return jax.tree_util.tree_map(lambda x: x.astype(jnp.float16), params), state
+        return rule._replace(update=update)
+""")
+
+
 def test_check_command(tmp_path, monkeypatch, capsys):
     (tmp_path / "my_rules.py").write_text(textwrap.dedent("""
         import algorithms, jax, jax.numpy as jnp
@@ -281,14 +293,7 @@ def test_check_command(tmp_path, monkeypatch, capsys):
         def good(base):
             return algorithms.buffered(base=base, buffer_size=2)
         good.policy = "buffered:2"
-
-        def half(base):
-            rule = algorithms.asgd(base=base)
-            def update(state, params, grad, **kw):
-                params, state = rule.update(state, params, grad, **kw)
-                return jax.tree_util.tree_map(lambda x: x.astype(jnp.float16), params), state
-            return rule._replace(update=update)
-    """))
+    """) + HALF_PRECISION_RULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     parser = argparse.ArgumentParser()
     testing.add_subcommand(parser.add_subparsers(dest="command"))
@@ -348,16 +353,9 @@ def test_readme_test_file_records_passes_then_names_the_first_change(tmp_path):
     target = "algorithms.dcasgd(base=base, lam=1.0,"
     assert code.count(target) == 1
     changed = code.replace(target, "algorithms.dcasgd(base=optax.chain(base, optax.scale(1.001)), lam=1.0,")
-    test_file.write_text("import optax\n" + changed + textwrap.dedent("""
+    test_file.write_text("import jax, jax.numpy as jnp, optax\n" + changed + HALF_PRECISION_RULE + textwrap.dedent("""
 
         def test_a_rule_that_changes_the_dtype_fails_conformance():
-            import jax, jax.numpy as jnp
-            def half(base):
-                rule = algorithms.asgd(base=base)
-                def update(state, params, grad, **kw):
-                    params, state = rule.update(state, params, grad, **kw)
-                    return jax.tree_util.tree_map(lambda x: x.astype(jnp.float16), params), state
-                return rule._replace(update=update)
             check_rule(half, bases=("sgd",))
     """))
     third = _pytest(user, "-k", "golden or dtype")  # (c), (d)
