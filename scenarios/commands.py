@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 from algorithms import BASES, registry
 from algorithms.checks import Spec
@@ -251,37 +252,64 @@ def _execute(args):
     grids = _grids(args, scenario)
     tuning_seeds = _count(args.tuning_seeds, "--tuning-seeds")
     if args.dry_run:
-        dry_run(runs, grids, tuning_seeds, jobs, args.data_dir)
+        dry_run(runs, grids, tuning_seeds, jobs, args.data_dir, out=out, force=args.force,
+                shipped=scenario.shipped_tuning, explicit=explicit_fields(args))
         return scenario, None, out
     claim_folder(out, experiment_identity(args), args.force)
     with FolderLock(out):
-        _write_manifest(scenario, config, runs, out, args)
         print(f"{scenario.name}: {len(runs)} reported runs -> {out}")
         started = time.perf_counter()
         results = run_protocol(runs, out, grids=grids, tuning_seeds=tuning_seeds, shipped=scenario.shipped_tuning,
+                               explicit=explicit_fields(args),
+                               planned=lambda reported: _write_manifest(scenario, config, reported, out, args),
                                data_dir=args.data_dir, force=args.force, jobs=jobs, invocation=invocation(args))
         print(f"finished in {time.perf_counter() - started:.0f} s")
     return scenario, results, out
 
 
-def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir) -> None:
-    """The grid and an estimated wall time: one short run per kind of run (algorithm, base,
-    problem shape) on this machine (``estimate.calibrate``), scaled to every run; with
-    several processes, a range from perfect sharing to none."""
-    from .estimate import calibrate
-    from .runner import _compile_groups, processes_for
-    from .tuning import tuning_runs
+def explicit_fields(args) -> frozenset:
+    """The configuration fields the user chose (``--set`` and the options that set a field): never replaced."""
+    chosen = set(parse_assignments(args.set))
+    chosen |= {key for key in ("workers", "updates") if getattr(args, key, None) is not None}
+    return frozenset(chosen)
 
+
+def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Path] = None, force: bool = False,
+            shipped: Optional[Path] = None, explicit=frozenset()) -> None:
+    """The grid, the learning rates it would use and an estimated wall time: one short run per
+    kind of run (algorithm, base, problem shape) on this machine (``estimate.calibrate``),
+    scaled to every run still to do (finished runs in ``out`` are skipped, as a real run would);
+    with several processes, a range from perfect sharing to none."""
+    from .estimate import calibrate
+    from .runner import _compile_groups, pending, processes_for
+    from .tuning import resolve, tuning_runs
+
+    runs = resolve(runs, explicit=explicit, grids=grids, shipped=shipped)
     tuning = [r for entries in tuning_runs(runs, grids, tuning_seeds).values() for _, r in entries] if grids else []
     everything = tuning + runs
-    updates = sum(r.config.updates for r in everything)
     cells = len({(r.config, r.algorithm, r.base) for r in runs})
     print(f"grid: {len(runs)} reported runs ({cells} cells x {len(runs) // max(1, cells)} seeds)"
-          + (f" + {len(tuning)} tuning runs" if tuning else "") + f"; {updates:,} applied updates in all")
+          + (f" + {len(tuning)} tuning runs" if tuning else ""))
+    if not grids:
+        rates = {}
+        for r in runs:
+            for o in r.origins:
+                rates.setdefault((r.algorithm, r.base), set()).add(f"{o.field}={getattr(r.config, o.field):g} "
+                                                                   f"({o.source})")
+        print("learning rates: " + "; ".join(f"{a} on {b}: {', '.join(sorted(v))}" for (a, b), v in rates.items()))
+    done, todo = pending(tuning + ([] if grids else runs), out, force) if out is not None else ({}, everything)
+    if grids:
+        todo = todo + runs  # their tuned values are known only after tuning
+    if done:
+        print(f"already finished in {out}: {len(done)} runs (skipped; --force recomputes them)")
+    if not todo:
+        print("nothing to do: every run is finished (nothing was run)")
+        return
+    print(f"to do: {len(todo)} runs, {sum(r.config.updates for r in todo):,} applied updates in all")
     print("calibration on this machine (one short run per algorithm, base and problem shape):")
-    calibration = calibrate(everything, data_dir)
-    processes = processes_for(jobs, everything)
-    one = calibration.seconds(everything, _compile_groups(everything))
+    calibration = calibrate(todo, data_dir)
+    processes = processes_for(jobs, todo)
+    one = calibration.seconds(todo, _compile_groups(todo))
     where = f"--jobs {jobs} ({processes} process{'es' if processes > 1 else ''})"
     if processes == 1:
         print(f"estimated wall time with {where}: {_duration(one)} (nothing was run; drop --dry-run to run)")
@@ -388,14 +416,16 @@ def cmd_sweep(args) -> int:
             raise ConfigError("--backend ray: Ray is not installed; install it with pip install 'stalesim[ray]'") from None
     out = Path(args.out or f"results/sweep-{sweep.name}")
     if args.dry_run:
-        dry_run(runs, sweep.tune, 2, jobs, args.data_dir)
+        dry_run(runs, sweep.tune, 2, jobs, args.data_dir, out=out, force=args.force, explicit=sweep.explicit)
         return 0
     claim_folder(out, {"sweep": str(sweep.path)}, args.force)
-    with FolderLock(out):
+    def manifest(reported):
         write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,
                                                     "identity": {"sweep": str(sweep.path)}, "spec": str(sweep.path),
-                                                    "axes": sweep.axes, "runs": [r.dirname for r in runs]})
-        results = run_sweep(sweep, out, backend=args.backend, jobs=jobs,
+                                                    "axes": sweep.axes, "runs": [r.dirname for r in reported]})
+
+    with FolderLock(out):
+        results = run_sweep(sweep, out, planned=manifest, backend=args.backend, jobs=jobs,
                             address=args.address, data_dir=args.data_dir, force=args.force,
                             invocation=invocation(args))
     print()

@@ -3,11 +3,15 @@
 Nothing is downloaded: files are looked up in ``data_dir``, then ``$STALESIM_DATA``,
 then (Fashion-MNIST) Debian's ``/usr/share/datasets/fashion-mnist``. A missing or
 corrupt file raises ``DataError`` saying where it looked and how to get the files.
+CIFAR's python pickles are read by ``_CifarUnpickler``, which builds only numpy arrays
+and dtypes, dicts, lists, bytes, str and int: a pickle naming any other code is refused.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import io
 import os
 import pickle
 import struct
@@ -146,11 +150,70 @@ CIFAR = {
 }
 
 
+def _latin1_encode(text, encoding="utf-8", errors="strict"):
+    """``_codecs.encode`` as Python 3 pickles (protocol < 3) use it for bytes: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise _Refused(f"_codecs.encode with encoding {encoding!r} (only 'latin1' is allowed)")
+    return codecs.encode(text, "latin1")
+
+
+def _numpy_reconstruct():
+    try:  # numpy >= 2; numpy.core is then a deprecated alias of it
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+# What CIFAR's pickles may name: numpy arrays (written by numpy 1.x as numpy.core, by 2.x as
+# numpy._core), their dtypes, and the builtins that pickles of bytes/containers use.
+CIFAR_PICKLE_TYPES = {
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("builtins", "dict"): lambda: dict,
+    ("builtins", "list"): lambda: list,
+    ("builtins", "bytes"): lambda: bytes,
+    ("builtins", "str"): lambda: str,
+    ("builtins", "int"): lambda: int,
+    ("_codecs", "encode"): lambda: _latin1_encode,  # bytes in a protocol-2 pickle written by Python 3
+}
+_PY2_MODULES = {"__builtin__": "builtins"}  # Python 2 names (the real files were pickled by Python 2)
+ALLOWED_IN_PICKLE = "numpy arrays and dtypes, dict, list, bytes, str, int"
+
+
+class _Refused(pickle.UnpicklingError):
+    """The pickle names something outside ``CIFAR_PICKLE_TYPES``."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only ``CIFAR_PICKLE_TYPES``; anything else (os.system,
+    eval, subprocess, any class) is refused before it is even imported."""
+
+    def find_class(self, module, name):
+        key = (_PY2_MODULES.get(module, module), name)
+        if key not in CIFAR_PICKLE_TYPES:
+            raise _Refused(f"{module}.{name}")
+        return CIFAR_PICKLE_TYPES[key]()
+
+    def persistent_load(self, pid):
+        raise _Refused("a persistent id")
+
+
 def _unpickle(raw: bytes, where: str) -> dict:
+    """One CIFAR batch: a dict read by ``_CifarUnpickler`` (``encoding='bytes'``, as the
+    files were written by Python 2)."""
     try:
-        return pickle.loads(raw, encoding="bytes")
+        obj = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except _Refused as e:
+        raise DataError(f"{where}: refused to load, the pickle names {e} but a CIFAR file holds only "
+                        f"{ALLOWED_IN_PICKLE}; not the genuine file (compare its sha256 with docs/data.md)") from None
     except Exception as e:  # a corrupt pickle can raise almost anything
         raise DataError(f"{where}: not a readable CIFAR python pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: not a CIFAR batch (a pickled {type(obj).__name__}, expected a dict)")
+    return obj
 
 
 def _cifar_arrays(batches: list[dict], label_key: bytes, where: str, classes: int):
@@ -180,11 +243,13 @@ def load_cifar(name: str, data_dir=None) -> Dataset:
             raw = {m: (folder / m).read_bytes() for m in members}
             where = str(folder)
             files = tuple(folder / m for m in members)
+            name_of = {m: str(folder / m) for m in members}  # how errors name each batch's file
             break
         archive = d / spec["archive"]
         if archive.is_file():
             where = str(archive)
             files = (archive,)
+            name_of = {m: f"{archive}:{spec['folder']}/{m}" for m in members}
             try:
                 with tarfile.open(archive, "r:gz") as tar:
                     raw = {}
@@ -203,9 +268,9 @@ def load_cifar(name: str, data_dir=None) -> Dataset:
         raise DataError(f"{name}: found neither {spec['folder']}/ nor {spec['archive']} in {looked}; nothing is "
                         f"downloaded implicitly: run 'stalesim data fetch {name} --dir DIR' (or put the 'python "
                         f"version' archive in DIR by hand) and pass --data-dir DIR")
-    x_train, y_train = _cifar_arrays([_unpickle(raw[m], f"{where}:{m}") for m in spec["train"]], spec["label"],
+    x_train, y_train = _cifar_arrays([_unpickle(raw[m], name_of[m]) for m in spec["train"]], spec["label"],
                                      where, spec["classes"])
-    x_test, y_test = _cifar_arrays([_unpickle(raw[m], f"{where}:{m}") for m in spec["test"]], spec["label"],
+    x_test, y_test = _cifar_arrays([_unpickle(raw[m], name_of[m]) for m in spec["test"]], spec["label"],
                                    where, spec["classes"])
     return Dataset(name, x_train, y_train, x_test, y_test, spec["classes"], files)
 

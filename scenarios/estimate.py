@@ -68,6 +68,8 @@ def calibrate(runs, data_dir=None, log=print) -> Calibration:
         elapsed, compiling = time.perf_counter() - started, compile_seconds() - compiled
         compilation[key] = compiling
         per_update[key] = max(elapsed - compiling, 1e-3) / n
-        log(f"  calibration {run.algorithm}-{run.base}: {1 / per_update[key]:,.0f} updates/s, "
+        c = run.config
+        log(f"  calibration {run.algorithm}-{run.base} ({c.dataset} {c.model}, {c.workers} workers, batch "
+            f"{c.batch_size}, evaluated every {c.eval_every}): {1 / per_update[key]:,.0f} updates/s, "
             f"compilation {compiling:.1f} s")
     return Calibration(compilation, per_update)

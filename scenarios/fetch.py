@@ -130,9 +130,14 @@ def _kept(part: Path, offset: int) -> str:
     return f" ({_mb(offset)} kept in {part} for a later resume)" if offset else ""
 
 
-def _by_hand(src: Source, target: Path) -> str:
-    return (f"To install it by hand, download {src.url} (the 'python version' on {CIFAR_PAGE}) and save it "
-            f"as {target} (folder {target.parent}, file {target.name}); or give --url for a mirror")
+def _by_hand(src: Source, target: Path, url: str, sha256: str, size: int | None) -> str:
+    """What to do when the server cannot be reached: where to get the file, what it must
+    hash to, and the exact folder and file name to save it as."""
+    where = url if url != src.url else f"{src.url} (the 'python version' on {CIFAR_PAGE})"
+    bytes_ = f"{size} bytes, " if size is not None else ""
+    return (f"To install it by hand, download {where}, check it ({bytes_}sha256 {sha256}, e.g. with "
+            f"'sha256sum {src.archive}') and save it as {target} (folder {target.parent}, file {target.name}); "
+            f"or give --url for a mirror")
 
 
 def fetch(name: str, directory=None, url: str | None = None, sha256: str | None = None,
@@ -175,7 +180,8 @@ def fetch(name: str, directory=None, url: str | None = None, sha256: str | None 
         return extracted
 
     for attempt in range(1, attempts + 1):
-        done = _transfer(url, part, target, src, expected_size, timeout, stream, log, attempt, attempts)
+        done = _transfer(url, part, target, src, expected_size, expected_sha, timeout, stream, log, attempt,
+                         attempts)
         if done:
             break
     problem = _verify(part, expected_size, expected_sha)
@@ -213,8 +219,8 @@ def _total_from_headers(response, offset: int) -> int | None:
     return None
 
 
-def _transfer(url, part: Path, target: Path, src: Source, expected_size, timeout, stream, log,
-              attempt: int, attempts: int) -> bool:
+def _transfer(url, part: Path, target: Path, src: Source, expected_size, expected_sha: str, timeout, stream,
+              log, attempt: int, attempts: int) -> bool:
     """One request. True when the body was received in full (or nothing is left to fetch),
     False when an interrupted transfer should be resumed; raises DataError otherwise."""
     offset = part.stat().st_size if part.is_file() else 0
@@ -227,6 +233,7 @@ def _transfer(url, part: Path, target: Path, src: Source, expected_size, timeout
     if offset:
         headers["Range"] = f"bytes={offset}-"
         log(f"resuming {part.name} at {_mb(offset)}")
+    by_hand = _by_hand(src, target, url if expected_size is None else src.url, expected_sha, expected_size)
     try:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -234,11 +241,11 @@ def _transfer(url, part: Path, target: Path, src: Source, expected_size, timeout
         if e.code == 416 and offset:  # nothing past our end: the file is complete (the checks will tell)
             return True
         raise DataError(f"{url}: HTTP {e.code} {e.reason}; nothing was downloaded{_kept(part, offset)}. "
-                        f"{_by_hand(src, target)}") from None
+                        f"{by_hand}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DataError(f"cannot reach {url} ({reason}); nothing was downloaded{_kept(part, offset)}. "
-                        f"{_by_hand(src, target)}") from None
+                        f"{by_hand}") from None
 
     with response:
         if offset and response.status == 206:

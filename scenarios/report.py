@@ -43,9 +43,10 @@ def aggregate(results) -> list[dict]:
         target = rs[0].config.get("target_accuracy", 0.7)
         horizon = finish[(axis_value, base)]
         tuned = {k: v for r in rs for k, v in r.tuned.items()}
+        sources = {k: h["source"] for r in rs for k, h in r.hyperparameters.items()}
         rows.append({
             "axis_name": rs[0].axis, "axis": axis_value, "algorithm": algorithm, "base": base, "seeds": len(rs),
-            "tuned": tuned,
+            "tuned": tuned, "rates": {k: (rs[0].config[k], sources[k]) for k in sources},
             "converged": len(converged), "failed": sum(r.outcome == "failed" for r in rs),
             "diverged": sum(r.outcome == "diverged" for r in rs),
             "final_accuracy": estimate([r.final_accuracy for r in converged]),
@@ -84,16 +85,30 @@ def _with_count(est: Estimate, row) -> str:
     return text if est.n == row["seeds"] or est.mean is None else f"{text} (n={est.n})"
 
 
+UNTUNED = {"user": "yours", "configured": "untuned"}  # how a table marks a value not tuned for its configuration
+
+
+def _value(k, v) -> str:
+    return f"{k.removeprefix('lr_')} lr {v:g}" if k.startswith("lr_") else f"{k}={v:g}" if isinstance(v, float) \
+        else f"{k}={v}"
+
+
 def _tuned(row) -> str:
-    return ", ".join(f"{k.removeprefix('lr_')} lr {v:g}" if k.startswith("lr_") else f"{k}={v:g}"
-                     if isinstance(v, float) else f"{k}={v}" for k, v in sorted(row["tuned"].items())) or "—"
+    """The row's tuned hyperparameters; a value not tuned for this configuration says so
+    ("yours": set by the user; "untuned": the configured value)."""
+    if not row["rates"]:  # results written before sources were recorded
+        return ", ".join(_value(k, v) for k, v in sorted(row["tuned"].items())) or "—"
+    return ", ".join(_value(k, v) + (f" ({UNTUNED[source]})" if source in UNTUNED else "")
+                     for k, (v, source) in sorted(row["rates"].items()))
 
 
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     axis_name = next((r["axis_name"] for r in rows if r["axis_name"]), None)
-    any_tuned = any(r["tuned"] for r in rows)
+    any_tuned = any(r["tuned"] or r["rates"] for r in rows)
+    all_tuned = all(source not in UNTUNED for r in rows for _, source in r["rates"].values())
     target = next((r["target"] for r in rows), 0.7)
-    header = ([axis_name] if axis_name else []) + ["algorithm", "base"] + (["tuned"] if any_tuned else []) + [
+    header = ([axis_name] if axis_name else []) + ["algorithm", "base"] + ([
+        "tuned" if all_tuned else "hyperparameters"] if any_tuned else []) + [
         "final acc. (%)", "acc. std (%)", "stability gain", "converged", "acc. at equal time (%)",
         f"time to {100 * target:.0f}%", "sim. time (s)", "staleness mean / p95"]
     body = []
@@ -131,7 +146,7 @@ def terminal_table(rows) -> str:
 def csv_table(rows) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["axis_name", "axis", "algorithm", "display_name", "base", "tuned", "seeds", "converged",
+    writer.writerow(["axis_name", "axis", "algorithm", "display_name", "base", "tuned", "untuned", "seeds", "converged",
                      "failed", "diverged", "final_accuracy_mean", "final_accuracy_ci95", "accuracy_std_mean",
                      "accuracy_std_ci95", "stability_gain_vs_asgd", "equal_time", "accuracy_at_equal_time_mean",
                      "accuracy_at_equal_time_ci95", "target_accuracy", "time_to_target_reached",
@@ -141,7 +156,9 @@ def csv_table(rows) -> str:
         fa, st, eq, tt = r["final_accuracy"], r["accuracy_std"], r["accuracy_at_equal_time"], r["time_to_target"]
         writer.writerow([r["axis_name"] or "", "" if r["axis"] is None else r["axis"], r["algorithm"],
                          registry.display_name(r["algorithm"]), r["base"],
-                         ";".join(f"{k}={v}" for k, v in sorted(r["tuned"].items())), r["seeds"], r["converged"],
+                         ";".join(f"{k}={v}" for k, v in sorted(r["tuned"].items())),
+                         ";".join(f"{k}={v} ({source})" for k, (v, source) in sorted(r["rates"].items())
+                                  if source in UNTUNED), r["seeds"], r["converged"],
                          r["failed"], r["diverged"], _blank(fa.mean), _blank(fa.half_width), _blank(st.mean),
                          _blank(st.half_width), _blank(r["stability_gain_vs_asgd"]), r["equal_time"],
                          _blank(eq.mean), _blank(eq.half_width), r["target"], tt.reached, _blank(tt.median),

@@ -43,7 +43,8 @@ class RunResult:
     wall_time: float = 0.0
     updates_per_second: Optional[float] = None
     split: str = "test"  # what the history's accuracy is measured on: test, or validation (tuning runs)
-    tuned: dict = field(default_factory=dict)  # hyperparameters chosen by tuning, e.g. {"lr_sgd": 0.05}
+    tuned: dict = field(default_factory=dict)  # hyperparameters tuned for this configuration, e.g. {"lr_sgd": 0.05}
+    hyperparameters: dict = field(default_factory=dict)  # each tuned field: value, source, tuned_at (tuning.Origin)
     versions: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
 

@@ -238,6 +238,7 @@ def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> Ru
         run=run.label, key=run.key, algorithm=run.algorithm, base=run.base, seed=run.seed,
         axis=run.axis, axis_value=getattr(cfg, run.axis) if run.axis else None,
         policy=policy_for(run.algorithm, cfg), config=cfg.to_dict(), split=run.split, tuned=dict(run.tuned),
+        hyperparameters={o.field: o.record(cfg) for o in run.origins},
         **metrics,
         updates_replayed=history.updates_replayed, wall_time=wall,
         updates_per_second=history.updates_replayed / wall if wall > 0 else None,

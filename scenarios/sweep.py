@@ -60,6 +60,7 @@ class Sweep:
     target_accuracy: float
     tune: tuple = ()  # tuning grids from the [tune] table
     path: Optional[Path] = None  # the file it was read from
+    explicit: frozenset = frozenset()  # the fields the file sets ([set]) or varies ([axes]): never replaced
 
     def runs(self) -> list[RunSpec]:
         names = list(self.axes)
@@ -115,17 +116,18 @@ def load_sweep(path_or_name: str) -> Sweep:
         raise ConfigError("sweep tune: must be a table of field = [values]")
     grids = grids_from_table(tune)
     sweep = Sweep(spec.get("name", path.stem), scenario_name, config, axes, algorithms, bases, seeds,
-                  config.target_accuracy, grids, path.resolve())
+                  config.target_accuracy, grids, path.resolve(), frozenset(fixed) | frozenset(axes))
     sweep.runs()  # validates every combination now
     return sweep
 
 
 def run_sweep(sweep: Sweep, out: Path, *, tuning_seeds: int = 2, **options) -> list[RunResult]:
-    """Tune (with a ``[tune]`` table) and carry out the sweep's missing runs (``runner.run_many``
-    options: backend, jobs, ...)."""
+    """Tune (with a ``[tune]`` table) and carry out the sweep's missing runs (``tuning.run_protocol``
+    options: planned, backend, jobs, ...)."""
     from .tuning import run_protocol
 
-    return run_protocol(sweep.runs(), out, grids=sweep.tune, tuning_seeds=tuning_seeds, **options)
+    return run_protocol(sweep.runs(), out, grids=sweep.tune, tuning_seeds=tuning_seeds, explicit=sweep.explicit,
+                        **options)
 
 
 # ------------------------------------------------------------------ the tidy table and report
@@ -138,6 +140,8 @@ def tidy_rows(results: list[RunResult], sweep: Sweep) -> list[dict]:
                    max_staleness=r.trace["max_staleness"], sim_time=r.trace["sim_time"],
                    final_accuracy=r.final_accuracy, accuracy_std=r.accuracy_std, diverged=r.diverged,
                    outcome=r.outcome, time_to_target=time_to_target(r.history, sweep.target_accuracy))
+        lr = f"lr_{r.base}"
+        row.update(learning_rate=r.config.get(lr), learning_rate_source=r.hyperparameters.get(lr, {}).get("source", ""))
         rows.append(row)
     return rows
 
@@ -190,7 +194,7 @@ def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str
     lines = [f"# Sweep {sweep.name}", "",
              f"Base scenario `{sweep.scenario}`; axes: " + "; ".join(f"{a} in {sweep.axes[a]}" for a in axes)
              + f"; {', '.join(registry.display_name(a) for a in sweep.algorithms)} on {', '.join(sweep.bases)}; "
-             f"{sweep.seeds} seeds; {len(rows)} runs.", "", "## What the data shows", ""]
+             f"{sweep.seeds} seeds; {len(rows)} runs.", "", _rates(rows), "", "## What the data shows", ""]
     for algorithm in sweep.algorithms:
         mine = [r for r in rows if r["algorithm"] == algorithm]
         rs = [r for r in mine if r["outcome"] == "converged"]
@@ -237,6 +241,15 @@ def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str
     summary = "\n".join(lines)
     write_text_atomic(out / "summary.md", summary)
     return summary
+
+
+def _rates(rows: list[dict]) -> str:
+    """The learning rates the sweep ran at, and where they came from."""
+    rates = sorted({(r["base"], r["learning_rate"], r["learning_rate_source"] or "unrecorded") for r in rows},
+                   key=str)
+    tuned = all(source in ("tuned here", "shipped") for _, _, source in rates)
+    return ("Learning rates: " + "; ".join(f"{base} {rate:g} ({source})" for base, rate, source in rates)
+            + ("." if tuned else "; not tuned for these cluster shapes (a `[tune]` table tunes them per shape)."))
 
 
 def _rho(value: float) -> str:

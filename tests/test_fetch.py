@@ -253,7 +253,22 @@ def test_unreachable_server_says_where_to_put_the_file(monkeypatch, tmp_path):
     message = str(e.value)
     assert "\n" not in message and "cannot reach" in message and "nothing was downloaded" in message
     assert str(folder / "cifar-10-python.tar.gz") in message and f"folder {folder}," in message
+    src = SOURCES["cifar10"]  # what a hand-downloaded file must be: name, size and sha256
+    assert "file cifar-10-python.tar.gz" in message and f"sha256 {src.sha256}" in message
+    assert f"{src.size} bytes" in message and "sha256sum cifar-10-python.tar.gz" in message
     assert files_in(folder) == []
+
+
+def test_offline_message_with_own_sha256_names_that_checksum(tmp_path):
+    """With --url and --sha256, the hand-download advice names that mirror and that checksum."""
+    url = f"http://127.0.0.1:{_closed_port()}/mirror/cifar-100-python.tar.gz"
+    own = "cd" * 32
+    with pytest.raises(DataError) as e:
+        fetch("cifar100", tmp_path, url=url, sha256=own.upper(), log=quiet([]), progress=False)
+    message = str(e.value)
+    assert "\n" not in message and f"download {url}," in message and f"sha256 {own}" in message
+    assert SOURCES["cifar100"].sha256 not in message and " bytes, " not in message  # size unknown
+    assert str(tmp_path / "cifar-100-python.tar.gz") in message and files_in(tmp_path) == []
 
 
 def test_timeout_is_the_unreachable_message(server, tmp_path):
@@ -266,7 +281,7 @@ def test_timeout_is_the_unreachable_message(server, tmp_path):
 
 
 def test_http_error_is_one_line(server, tmp_path):
-    with pytest.raises(DataError, match=r"HTTP 404 .*nothing was downloaded.*save it as"):
+    with pytest.raises(DataError, match=rf"HTTP 404 .*nothing was downloaded.*sha256 {SHA['cifar10']}.*save it as"):
         fetch("cifar10", tmp_path, url=f"{server.url}/missing.tar.gz", sha256=SHA["cifar10"], log=quiet([]),
               progress=False)
 

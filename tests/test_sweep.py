@@ -70,8 +70,20 @@ def test_local_sweep_reuses_traces_resumes_and_reports(mini, tmp_path):
     rows = list(csv.DictReader(io.StringIO(tidy_csv(tidy_rows(results, sweep)))))
     assert len(rows) == 4 and {"workers", "algorithm", "mean_staleness", "accuracy_std", "time_to_target"} <= set(
         rows[0])
+    assert {(r["learning_rate"], r["learning_rate_source"]) for r in rows} == {("0.1", "configured")}
     summary = write_sweep_report(results, sweep, out)
     assert "What the data shows" in summary and (out / "plots" / "stability_vs_staleness.png").is_file()
+    assert "Learning rates: sgd 0.1 (configured); not tuned for these cluster shapes" in summary
+
+
+def test_a_sweep_keeps_the_rates_it_sets(mini, tmp_path):
+    """A rate the sweep file sets (or varies) is the user's: recorded as such, never replaced."""
+    mini.write_text(MINI.replace("eval_every = 20", "eval_every = 20\nlr_sgd = 0.3").replace("[4, 6]", "[4]"))
+    sweep = load_sweep(str(mini))
+    results = run_sweep(sweep, tmp_path / "out", backend="local", jobs=1, log=lambda *_: None)
+    assert {(r.config["lr_sgd"], r.hyperparameters["lr_sgd"]["source"]) for r in results} == {(0.3, "user")}
+    summary = write_sweep_report(results, sweep, tmp_path / "out")
+    assert "Learning rates: sgd 0.3 (user); not tuned" in summary
 
 
 def test_sweep_command_and_backends_give_identical_tables(mini, tmp_path, capsys):
