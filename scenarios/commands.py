@@ -105,10 +105,11 @@ def _defaults() -> dict:
     return {name: f.default for name, f in FIELDS.items()}
 
 
-def _split(text, option):
+def _split(text, option, allowed):
+    """A comma-separated option's names, or None when not given; one error line when empty."""
     if text is None:
         return None
-    return [t.strip() for t in text.split(",") if t.strip()] or check_names(option, [], BASES)
+    return [t.strip() for t in text.split(",") if t.strip()] or check_names(option, [], allowed)
 
 
 def _count(text, option):
@@ -163,10 +164,10 @@ def prepare(args, log=print):
         raise ConfigError(f"--set {scenario.axis}: {scenario.name} varies it along its axis; it cannot be fixed")
     config = scenario.config.with_overrides(overrides)
     config = resolve_dataset(scenario, config, overrides, args.data_dir, log=log)
-    algorithms = _split(args.algorithms, "--algorithms")
+    algorithms = _split(args.algorithms, "--algorithms", tuple(registry.ALGORITHMS))
     if algorithms is not None:
         algorithms = check_algorithms("--algorithms", algorithms)
-    bases = _split(args.base, "--base")
+    bases = _split(args.base, "--base", BASES)
     if bases is not None:
         bases = check_names("--base", bases, BASES)
     runs = expand(scenario, config, algorithms, bases, _count(args.seeds, "--seeds"))

@@ -98,6 +98,7 @@ def grids_from_table(table: dict, option: str = "sweep tune") -> tuple[Grid, ...
 
 
 def _checked(option, name, values) -> Grid:
+    """A grid whose every value the field allows; each error line names ``option`` and the field."""
     if name != "lr" and name not in FIELDS:
         raise ConfigError(f"{option}: unknown field {name!r}; allowed: lr (the base's learning rate) or any "
                           "configuration field (docs/configuration.md)")
@@ -106,15 +107,16 @@ def _checked(option, name, values) -> Grid:
             try:
                 factor = float(v[1:])
             except ValueError:
-                raise ConfigError(f"{option}: {v!r} is not a factor like x0.3") from None
+                raise ConfigError(f"{option} {name}: {v!r} is not a factor like x0.3") from None
             if not factor > 0 or factor == float("inf"):
-                raise ConfigError(f"{option}: a factor must be a finite number > 0, got {v!r}")
+                raise ConfigError(f"{option} {name}: a factor must be a finite number > 0, got {v!r}")
     grid = Grid(name, values)
     # check the values against the field now, before any work
     probe = FIELDS["lr_sgd" if name == "lr" else name].spec
+    where = f"{option} {name}" if option == "--tune" else option  # a sweep's option already names the field
     for v in values:
         if not (isinstance(v, str) and v.startswith("x")):
-            probe.parse(option, v, ConfigError) if isinstance(v, str) else probe.check(option, v, ConfigError)
+            probe.parse(where, v, ConfigError) if isinstance(v, str) else probe.check(where, v, ConfigError)
     return grid
 
 

@@ -152,3 +152,16 @@ def test_dry_run_skips_finished_runs_and_names_each_shape(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "calibration asgd-sgd (fmnist mlp, 20 workers, batch 64, evaluated every 20)" in printed
     assert "learning rates: asgd on sgd: lr_sgd=0.05 (configured)" in printed
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--tune", "lr=x0.1,abc"], "--tune lr: must be a finite number > 0, got 'abc'"),
+    (["--tune", "lr=x0"], "--tune lr: a factor must be a finite number > 0, got 'x0'"),
+    (["--tune", "momentum=0.5,2"], "--tune momentum: must be a finite number in [0, 1), got 2.0"),
+    (["--algorithms", ","], "--algorithms: give at least one of asgd, asgd-server"),
+    (["--base", ""], "--base: give at least one of sgd, momentum, adam"),
+])
+def test_bad_tune_and_empty_lists_name_their_field(argv, line, capsys):
+    assert main(["run", "synthetic", "--dry-run", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and line in err[0]
