@@ -1,58 +1,25 @@
-"""algorithms: server rules as pure JAX functions, and the replay engine.
+"""algorithms: server rules as pure JAX functions, their registry, and the replay engine.
 
-Never imports ``sim`` or ``simpy``: a trace reaches it as arrays.
+Of ``sim`` it imports only the JAX-free trace contract (``sim.events``) and validation
+helper (``sim.checks``): a trace reaches it as arrays.
 """
 
-import importlib
-import sys
-import types
+from types import ModuleType as _ModuleType
 
-# Each exported name loads its module on first use (PEP 562), so importing a pure-Python
-# module of this package (``algorithms.events``, as ``sim`` does) does not import JAX.
-_EXPORTS = {
-    "asgd": ("AsgdState", "asgd"),
-    "base": ("Rule", "RuleError", "base_init", "base_step"),
-    "buffered": ("BufferedState", "buffered", "ssgd"),
-    "dcasgd": ("DcasgdState", "dcasgd"),
-    "gsgm": ("GsgmState", "gsgm"),
-    "declaration": ("BASES", "Algorithm", "Base", "Hyperparameter"),
-    "registry": ("ALGORITHMS", "make_rule"),
-    "events": ("ReplayError",),
-    "schedule": ("Schedule", "compile_schedule"),
-    "history": ("History", "updates_per_second"),
-    "replaying": ("Problem", "replay", "replay_seeds"),
-    "staleness": ("constant", "hinge", "inverse", "polynomial", "staleness_aware_asgd", "staleness_weighted"),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+from sim.events import ReplayError
 
-__all__ = [
-    "ALGORITHMS", "Algorithm", "AsgdState", "BASES", "Base", "BufferedState", "DcasgdState", "GsgmState",
-    "History", "Hyperparameter", "Problem", "ReplayError", "Rule", "RuleError", "Schedule", "asgd", "base_init", "base_step", "buffered", "compile_schedule",
-    "constant", "dcasgd", "gsgm", "hinge", "inverse", "make_rule", "polynomial", "replay", "replay_seeds",
-    "ssgd", "staleness_aware_asgd", "staleness_weighted", "updates_per_second",
-]
+from .asgd import AsgdState, asgd
+from .base import Rule, RuleError, base_init, base_step
+from .buffered import BufferedState, buffered, ssgd
+from .dcasgd import DcasgdState, dcasgd
+from .declaration import BASES, Algorithm, Base, Hyperparameter
+from .gsgm import GsgmState, gsgm
+from .history import History, updates_per_second
+from .registry import ALGORITHMS, make_rule
+from .replaying import Problem, replay, replay_seeds
+from .schedule import Schedule, compile_schedule
+from .staleness import constant, hinge, inverse, polynomial, staleness_aware_asgd, staleness_weighted
 
-
-def __getattr__(name):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *_MODULE_OF})
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule binds it on the package; where the submodule is named like
-    what it exports (``asgd``, ``buffered``, ...), the package's name stays the export."""
-
-    def __setattr__(self, name, value):
-        if name in _MODULE_OF and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+# everything imported above, less the submodules importing bound here (``registry`` included)
+__all__ = sorted(name for name, value in globals().items()
+                 if not name.startswith("_") and not isinstance(value, _ModuleType))

@@ -1,28 +1,4 @@
-"""Asynchronous SGD (ASGD).
-
-Every gradient is applied as it arrives, although it was computed on parameters that
-are ``tau`` versions old (tau = version now - version the worker read):
-
-    w <- w - lr * g(w_{t - tau})
-
-Any optax optimizer can take the place of SGD (``base=optax.adam(...)``). Where the
-base optimizer keeps state (momentum SGD's ``u``, Adam's moments), that state lives
-
-- on the server (``optimizer_state="server"``, "naive ASGDm" on momentum SGD):
-  ``u <- beta * u + g;  w <- w - lr * u``, one ``u`` over every worker's gradients;
-- or per worker (``optimizer_state="worker"``): worker m's gradients only ever enter
-  worker m's ``u[m]``. This is per-node momentum, the baseline GSGM's global momentum
-  replaces; with one class per node it is biased towards the node's class.
-
-Reference: Recht et al. 2011 (Hogwild!), Dean et al. 2012 (Downpour SGD); see also
-Zheng et al., ICML 2017, eq. (2).
-
-Args (of ``asgd``):
-  learning_rate: of plain SGD, when no ``base`` is given.
-  momentum: heavy-ball momentum of that SGD (``None``: none).
-  base: any optax optimizer, instead of ``learning_rate``/``momentum``.
-  optimizer_state: ``"server"`` (default) or ``"worker"``, as above.
-"""
+"""Asynchronous SGD (ASGD): every gradient applied as it arrives, on any optax base optimizer."""
 
 from __future__ import annotations
 
@@ -37,7 +13,42 @@ class AsgdState(NamedTuple):
 
 
 def asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str = "server") -> Rule:
-    """ASGD on SGD (``learning_rate``, optional ``momentum``) or on any optax ``base``."""
+    """Asynchronous SGD: every gradient is applied as it arrives.
+
+    The gradient was computed on parameters that are ``tau`` versions old (tau = version
+    now - version the worker read)::
+
+        w <- w - lr * g(w_{t - tau})
+
+    Any optax optimizer can take the place of SGD (``base=optax.adam(...)``). Where the
+    base optimizer keeps state (momentum SGD's ``u``, Adam's moments), that state lives
+
+    - on the server (``optimizer_state="server"``, "naive ASGDm" on momentum SGD):
+      ``u <- beta * u + g;  w <- w - lr * u``, one ``u`` over every worker's gradients;
+    - or per worker (``optimizer_state="worker"``): worker m's gradients only ever enter
+      worker m's ``u[m]``. This is per-node momentum, the baseline GSGM's global
+      momentum replaces; with one class per node it is biased towards the node's class.
+
+    On plain SGD (no state) the two are the same rule.
+
+    References: Recht et al., "Hogwild!", NeurIPS 2011; Dean et al., "Large Scale
+    Distributed Deep Networks" (Downpour SGD), NeurIPS 2012; see also Zheng et al.,
+    ICML 2017, eq. (2).
+
+    Registered (``--algorithms``) as ``asgd``, which is ``optimizer_state="worker"``
+    (stalesim's ASGD baseline), and ``asgd-server``, which is this function's default,
+    ``optimizer_state="server"``. The default stays ``"server"`` because callers on a
+    stateful base already rely on it; pass ``optimizer_state="worker"`` for ``asgd``.
+
+    Args:
+      learning_rate: of plain SGD, when no ``base`` is given.
+      momentum: heavy-ball momentum of that SGD (``None``: none).
+      base: any optax optimizer, instead of ``learning_rate``/``momentum``.
+      optimizer_state: ``"server"`` (default) or ``"worker"``, as above.
+
+    Returns:
+      A ``Rule`` whose state is ``AsgdState``.
+    """
     base = resolve_base(learning_rate, momentum, base)
     optimizer_state = check_optimizer_state(optimizer_state)
 

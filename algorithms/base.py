@@ -13,13 +13,14 @@ momentum / Adam" is one argument.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from .checks import check
+from sim.checks import check
 
 OPTIMIZER_STATES = ("server", "worker")  # where the base optimizer's state lives
 
@@ -28,21 +29,48 @@ class RuleError(ValueError):
     """A rule argument is out of range or of the wrong kind."""
 
 
-class Rule(NamedTuple):
-    """A server rule: ``init(params, num_workers) -> state`` and
-    ``update(state, params, grad, *, worker, staleness, backup) -> (params, state)``.
-
-    ``uses_backup``: the rule reads ``backup`` (the replay keeps it only then).
-    ``gradients_per_step``: how many applied gradients make one parameter step; 1 for
-    asynchronous rules, ``None`` for "one per worker" (synchronous SGD), K for buffers.
-    It must match the trace's ``gradients_per_version``.
-    """
-
+class _RuleFields(NamedTuple):
     init: Callable[..., Any]
     update: Callable[..., Any]
     name: str = "rule"
     uses_backup: bool = False
-    gradients_per_step: Optional[int] = 1
+    gradients_per_version: Optional[int] = 1
+
+
+_OLD_NAME = "gradients_per_step is deprecated: use gradients_per_version"
+
+
+class Rule(_RuleFields):
+    """A server rule: ``init(params, num_workers) -> state`` and
+    ``update(state, params, grad, *, worker, staleness, backup) -> (params, state)``.
+
+    ``uses_backup``: the rule reads ``backup`` (the replay keeps it only then).
+    ``gradients_per_version``: how many applied gradients make one parameter step (one
+    server version); 1 for asynchronous rules, ``None`` for "one per worker"
+    (synchronous SGD), K for buffers. It must match the trace's ``gradients_per_version``.
+    (The old name ``gradients_per_step`` is still accepted, with a ``DeprecationWarning``.)
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, init, update, name="rule", uses_backup=False, gradients_per_version=1, **old):
+        if "gradients_per_step" in old:
+            warnings.warn(_OLD_NAME, DeprecationWarning, 2)
+            gradients_per_version = old.pop("gradients_per_step")
+        if old:
+            raise TypeError(f"Rule() got unexpected keyword arguments {', '.join(old)}")
+        return super().__new__(cls, init, update, name, uses_backup, gradients_per_version)
+
+    def _replace(self, **changes):
+        if "gradients_per_step" in changes:
+            warnings.warn(_OLD_NAME, DeprecationWarning, 2)
+            changes["gradients_per_version"] = changes.pop("gradients_per_step")
+        return super()._replace(**changes)
+
+    @property
+    def gradients_per_step(self) -> Optional[int]:
+        warnings.warn(_OLD_NAME, DeprecationWarning, 2)
+        return self.gradients_per_version
 
 
 def check_optimizer_state(optimizer_state: str) -> str:

@@ -1,33 +1,4 @@
-"""DC-ASGD: asynchronous SGD with delay compensation.
-
-Zheng, Meng, Wang, Chen, Yu, Ma, Liu. "Asynchronous Stochastic Gradient Descent with
-Delay Compensation", ICML 2017, arXiv 1609.08326.
-
-Worker m's gradient ``g`` was computed at its backup ``w_bak[m]`` (what it pulled).
-The server compensates the delay with a diagonal Hessian approximation
-``lam * g * g`` (all products element-wise):
-
-    g~ = g + lam * g * g * (w - w_bak[m])
-    w <- w - lr * g~
-
-DC-ASGD-c: ``lam = lam0``, constant. DC-ASGD-a: adaptive,
-
-    ms  <- m * ms + (1 - m) * g * g
-    lam  = lam0 / sqrt(ms + eps)
-
-with ``lam0`` divided afresh every step (never the previous lam). ``ms`` is one mean
-square for the server by default or one per worker (``per_worker_ms=True``): public
-implementations disagree. ``lam = 0`` is plain ASGD.
-
-Args (of ``dcasgd``):
-  learning_rate, momentum, base: as ``asgd``.
-  lam: ``lam0``; ``None``: 2 for DC-ASGD-a, 0.04 for DC-ASGD-c (the usual defaults).
-  adaptive: DC-ASGD-a (``True``) or DC-ASGD-c (``False``).
-  ms_decay: ``m``, the mean square's decay (0.95).
-  eps: added under the square root (1e-7).
-  per_worker_ms: one mean square per worker instead of one on the server.
-  optimizer_state: where the base optimizer's state lives, as ``asgd``.
-"""
+"""DC-ASGD: asynchronous SGD whose server compensates each gradient's delay."""
 
 from __future__ import annotations
 
@@ -36,9 +7,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from sim.checks import Spec, check
+
 from .base import (Rule, RuleError, after, base_init, base_step, check_optimizer_state, resolve_base, tree_row,
                    tree_set_row, tree_stack, tree_zeros)
-from .checks import Spec, check
 from .declaration import Algorithm, Hyperparameter
 
 
@@ -50,8 +22,50 @@ class DcasgdState(NamedTuple):
 def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False, ms_decay: float = 0.95,
            eps: float = 1e-7, per_worker_ms: bool = False, *, momentum=None, base=None,
            optimizer_state: str = "server") -> Rule:
-    """DC-ASGD-c (``adaptive=False``, default ``lam=0.04``) or DC-ASGD-a
-    (``adaptive=True``, default ``lam=2``)."""
+    """DC-ASGD-c (``adaptive=False``, the default) or DC-ASGD-a (``adaptive=True``).
+
+    Worker m's gradient ``g`` was computed at its backup ``w_bak[m]`` (what it pulled).
+    The server compensates the delay with a diagonal Hessian approximation
+    ``lam * g * g`` (all products element-wise)::
+
+        g~ = g + lam * g * g * (w - w_bak[m])
+        w <- w - lr * g~
+
+    DC-ASGD-c: ``lam = lam0``, constant. DC-ASGD-a: adaptive::
+
+        ms  <- m * ms + (1 - m) * g * g
+        lam  = lam0 / sqrt(ms + eps)
+
+    with ``lam0`` divided afresh every step (never the previous lam). ``ms`` is one mean
+    square for the server by default or one per worker (``per_worker_ms=True``): public
+    implementations disagree. ``lam = 0`` is plain ASGD. Any optax optimizer can take
+    the place of SGD, its state on the server or per worker, as in ``asgd``.
+
+    Reference: Zheng, Meng, Wang, Chen, Yu, Ma, Liu. "Asynchronous Stochastic Gradient
+    Descent with Delay Compensation", ICML 2017, arXiv 1609.08326.
+
+    Registered (``--algorithms``) as ``dcasgd-a`` (alias ``dcasgd``):
+    ``adaptive=True, optimizer_state="worker"``; ``dcasgd-a-server``: ``adaptive=True``,
+    ``optimizer_state="server"``; ``dcasgd-c``: ``adaptive=False,
+    optimizer_state="worker"``. This function's defaults (DC-ASGD-c, server state) stay
+    as they are because callers already rely on them: pass both arguments to get what a
+    registered name means.
+
+    Args:
+      learning_rate: of plain SGD, when no ``base`` is given.
+      lam: ``lam0``; ``None``: 2 for DC-ASGD-a, 0.04 for DC-ASGD-c (the usual defaults).
+      adaptive: DC-ASGD-a (``True``) or DC-ASGD-c (``False``).
+      ms_decay: ``m``, the mean square's decay (0.95).
+      eps: added under the square root (1e-7).
+      per_worker_ms: one mean square per worker instead of one on the server.
+      momentum: heavy-ball momentum of that SGD (``None``: none).
+      base: any optax optimizer, instead of ``learning_rate``/``momentum``.
+      optimizer_state: where the base optimizer's state lives, ``"server"`` (default)
+        or ``"worker"``, as ``asgd``.
+
+    Returns:
+      A ``Rule`` (``uses_backup=True``) whose state is ``DcasgdState``.
+    """
     base = resolve_base(learning_rate, momentum, base)
     optimizer_state = check_optimizer_state(optimizer_state)
     lam0 = check("lam", (2.0 if adaptive else 0.04) if lam is None else lam, RuleError, low=0)

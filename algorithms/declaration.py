@@ -6,13 +6,15 @@ collects them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, NamedTuple, Optional, Union
 
 import optax
 
+from sim.checks import Spec
+
 from .base import Rule, RuleError
-from .checks import Spec
 
 
 class Hyperparameter(NamedTuple):
@@ -71,5 +73,18 @@ class Algorithm:
         return self.policy(values) if callable(self.policy) else self.policy
 
     def rule(self, base: Base, workers: int, values: Mapping) -> Rule:
-        """The rule on ``base`` with the hyperparameters' values taken from ``values``."""
-        return self.build(base, workers, **{h.name: values[h.name] for h in self.hyperparameters})
+        """The rule on ``base`` with the hyperparameters' values taken from ``values``: one
+        rule per algorithm, base, workers and hyperparameters' values (``built``), so that
+        every replay of it shares one compiled engine (``algorithms.engine.engine_for``)."""
+        chosen = tuple((h.name, values[h.name]) for h in self.hyperparameters)
+        try:
+            hash((self, base, workers, chosen))
+        except TypeError:  # an unhashable value: nothing to cache it under
+            return self.build(base, workers, **dict(chosen))
+        return built(self, base, workers, chosen)
+
+
+@functools.lru_cache(maxsize=64)
+def built(algorithm: Algorithm, base: Base, workers: int, hyperparameters: tuple) -> Rule:
+    """``algorithm``'s rule, cached on the values it is built from (``Algorithm.rule``)."""
+    return algorithm.build(base, workers, **dict(hyperparameters))

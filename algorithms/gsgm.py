@@ -1,52 +1,4 @@
-"""GSGM (reconstructed): partial average of the latest gradients, global momentum.
-
-Li, Li, Wang, Li, Zhou, Guo, Li. "Gradient Scheduling with Global Momentum for Non-IID
-Data Distributed Asynchronous Training", arXiv 1902.07848; journal version Wang et al.,
-IEEE Internet of Things Journal 9(19), 2022.
-
-The paper's method section is not public; this is stalesim's documented
-reconstruction (docs/gsgm.md). GSGM has three parts:
-
-1. Gradient scheduling with a white list: a *server policy*, ``whitelist`` in
-   ``sim/``, because it changes timing.
-2. Partial average (this rule). The server caches each worker's latest applied
-   gradient ``G[j]``. On applying ``g_i`` from worker i:
-
-       G[i]  = g_i
-       g_hat = (1 / |K_i|) * sum_{j in K_i} G[j]
-
-   where ``K_i`` is the set of the ``k`` most recently updated distinct workers
-   (worker i included). ``k = 1`` is no averaging; ``k = N`` averages every worker's
-   latest gradient.
-3. Global momentum (this rule): one momentum on the server over the averaged
-   gradients of all workers. On plain SGD,
-
-       v = beta * v + g_hat;   w = w - lr * (1 - beta) * v
-
-   The factor ``(1 - beta)`` keeps SGD's step size (``v`` is ``1 / (1 - beta)`` times
-   the mean gradient at steady state), so GSGM on SGD and ASGD on SGD share one
-   learning-rate grid. On a base optimizer with its own first moment (momentum SGD,
-   Adam), that moment is the global momentum: pass ``base=`` and no ``momentum``.
-
-So "GSGM" = ``policy="whitelist-wait"`` + ``gsgm(lr, momentum=beta, k=k)``, and each
-part is one argument: ``policy="fifo"`` drops the scheduling, ``k=1`` the average,
-``momentum=0`` the momentum. The defaults (``k = ceil(N / 2)``, ``beta = 0.9``, the
-``(1 - beta)`` convention) are the ones stalesim's experiments use; docs/gsgm.md says
-why.
-
-The window's sum is kept incrementally (add the new gradient, subtract the one it
-replaces or the one leaving the window), so an update costs O(parameters) whatever k
-and N are.
-
-Args (of ``gsgm``):
-  learning_rate: of the built-in SGD with global momentum, when no ``base`` is given.
-  momentum: ``beta`` of that global momentum; ``None`` = 0.9 without ``base``, and the
-    base's own first moment with ``base``.
-  k: the partial-average window: an integer >= 1, ``"half"`` (``ceil(N / 2)``, the
-    default) or ``"all"`` (``N``).
-  base: any optax optimizer instead of ``learning_rate`` / ``momentum``.
-  optimizer_state: where the base optimizer's state lives (``"server"``: global).
-"""
+"""GSGM's value rule (reconstructed): partial average of the latest gradients, global momentum."""
 
 from __future__ import annotations
 
@@ -54,12 +6,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-
 import optax
+
+from sim.checks import Spec, check
 
 from .base import (Rule, RuleError, after, base_init, base_step, check_optimizer_state, resolve_base, tree_row,
                    tree_set_row, tree_stack, tree_zeros)
-from .checks import Spec, check
 from .declaration import Algorithm, Hyperparameter
 
 
@@ -87,7 +39,62 @@ def window_size(k, num_workers: int) -> int:
 
 
 def gsgm(learning_rate=None, momentum=None, k="half", *, base=None, optimizer_state: str = "server") -> Rule:
-    """GSGM's value rule: partial average over ``k`` workers, global momentum (see Args above)."""
+    """GSGM's value rule: partial average over ``k`` workers, global momentum.
+
+    The paper's method section is not public; this is stalesim's documented
+    reconstruction (docs/gsgm.md). GSGM has three parts:
+
+    1. Gradient scheduling with a white list: a *server policy*, ``whitelist`` in
+       ``sim/``, because it changes timing.
+    2. Partial average (this rule). The server caches each worker's latest applied
+       gradient ``G[j]``. On applying ``g_i`` from worker i::
+
+           G[i]  = g_i
+           g_hat = (1 / |K_i|) * sum_{j in K_i} G[j]
+
+       where ``K_i`` is the set of the ``k`` most recently updated distinct workers
+       (worker i included). ``k = 1`` is no averaging; ``k = N`` averages every worker's
+       latest gradient.
+    3. Global momentum (this rule): one momentum on the server over the averaged
+       gradients of all workers. On plain SGD::
+
+           v = beta * v + g_hat;   w = w - lr * (1 - beta) * v
+
+       The factor ``(1 - beta)`` keeps SGD's step size (``v`` is ``1 / (1 - beta)`` times
+       the mean gradient at steady state), so GSGM on SGD and ASGD on SGD share one
+       learning-rate grid. On a base optimizer with its own first moment (momentum SGD,
+       Adam), that moment is the global momentum: pass ``base=`` and no ``momentum``.
+
+    So "GSGM" = ``policy="whitelist-wait"`` + ``gsgm(lr, momentum=beta, k=k)``, and each
+    part is one argument: ``policy="fifo"`` drops the scheduling, ``k=1`` the average,
+    ``momentum=0`` the momentum. The defaults (``k = ceil(N / 2)``, ``beta = 0.9``, the
+    ``(1 - beta)`` convention) are the ones stalesim's experiments use; docs/gsgm.md says
+    why.
+
+    The window's sum is kept incrementally (add the new gradient, subtract the one it
+    replaces or the one leaving the window), so an update costs O(parameters) whatever k
+    and N are.
+
+    Reference: Li, Li, Wang, Li, Zhou, Guo, Li. "Gradient Scheduling with Global Momentum
+    for Non-IID Data Distributed Asynchronous Training", arXiv 1902.07848; journal
+    version Wang et al., IEEE Internet of Things Journal 9(19), 2022.
+
+    Registered (``--algorithms``) as ``gsgm``: on plain SGD, ``gsgm(lr,
+    momentum=base.momentum, k=k)``; on momentum SGD and Adam, ``gsgm(base=..., k=k)``;
+    server state (this function's default) on every base.
+
+    Args:
+      learning_rate: of the built-in SGD with global momentum, when no ``base`` is given.
+      momentum: ``beta`` of that global momentum; ``None`` = 0.9 without ``base``, and the
+        base's own first moment with ``base``.
+      k: the partial-average window: an integer >= 1, ``"half"`` (``ceil(N / 2)``, the
+        default) or ``"all"`` (``N``).
+      base: any optax optimizer instead of ``learning_rate`` / ``momentum``.
+      optimizer_state: where the base optimizer's state lives (``"server"``: global).
+
+    Returns:
+      A ``Rule`` whose state is ``GsgmState``.
+    """
     if base is not None:
         if momentum is not None:
             raise RuleError("momentum: with base=, the base optimizer's own first moment is the global momentum; "
@@ -153,8 +160,8 @@ def _build(base, workers, gsgm_k, gsgm_policy):
     del workers, gsgm_policy
     k = "half" if gsgm_k == 0 else gsgm_k
     if base.name == "sgd":
-        return gsgm(base.learning_rate, momentum=base.momentum, k=k)
-    return gsgm(base=base.optimizer(), k=k)
+        return gsgm(base.learning_rate, momentum=base.momentum, k=k, optimizer_state="server")
+    return gsgm(base=base.optimizer(), k=k, optimizer_state="server")
 
 
 ALGORITHMS = (

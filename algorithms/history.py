@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+import jax
 import numpy as np
+
+TIME_EVENTS = "/stalesim/time/"
+
+
+@contextlib.contextmanager
+def timed(part: str):
+    """The block's wall time (as a decorator: each call's), reported to ``jax.monitoring`` as
+    the duration event ``/stalesim/time/<part>``. Nothing listens unless asked: ``python -m
+    benchmarks`` splits a command's time by these events."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        jax.monitoring.record_event_duration_secs(TIME_EVENTS + part, time.perf_counter() - start)
 
 
 @dataclass
@@ -51,7 +68,14 @@ class Recorder:
         return all(d is not None for d in self.diverged_at)
 
     def evaluate(self, params_of: Callable[[int], Any], update, sim_time) -> None:
-        """Evaluate each run still going; ``params_of(r)`` gives run r's parameters."""
+        """Evaluate each run still going; ``params_of(r)`` gives run r's parameters. The training
+        dispatched before is waited for first, so that the two are timed apart (``timed``)."""
+        with timed("training"):
+            jax.block_until_ready(params_of(0))
+        with timed("evaluation"):
+            self._evaluate(params_of, update, sim_time)
+
+    def _evaluate(self, params_of, update, sim_time) -> None:
         for r, diverged_at in enumerate(self.diverged_at):
             if diverged_at is not None:
                 continue

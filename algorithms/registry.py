@@ -7,18 +7,23 @@ and a one-line meaning) and its paper. This module only collects them; the comma
 line's choices, the configuration's algorithm fields, and the order, colours and
 labels of reports all derive from ``ALGORITHMS``.
 
-Adding a rule is one file plus one line in ``_DECLARED`` below. Users' own rules run
-without a fork, as ``package.module:function``: ``function(base)`` receives the base
-optax optimizer and returns a ``Rule``; its server policy is ``fifo`` unless the
-function has a ``policy`` attribute. An installed package can also register
-``Algorithm`` objects (or such functions) under the entry-point group
-``stalesim.algorithms``.
+Adding a rule is one file (ending with its ``ALGORITHMS`` tuple) plus one line: its
+module's name in ``RULE_MODULES`` below. Users' own rules run without a fork, as
+``package.module:function``: ``function(base)`` receives the base optax optimizer and
+returns a ``Rule``; its server policy is ``fifo`` unless the function has a ``policy``
+attribute. An installed package can also register ``Algorithm`` objects (or such
+functions) under the entry-point group ``stalesim.algorithms``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Callable, NamedTuple, Optional
+import os
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Callable, NamedTuple
 
 import optax
 
@@ -27,15 +32,20 @@ from .declaration import Algorithm, Hyperparameter
 
 ENTRY_POINT_GROUP = "stalesim.algorithms"
 
+# The rule files of this package, in report order: one line per rule file.
+RULE_MODULES = (
+    "asgd",
+    "dcasgd",
+    "gsgm",
+    "staleness",
+    "buffered",
+)
 
-from .asgd import ALGORITHMS as _ASGD  # noqa: E402 - the registry lines: one per rule file
-from .buffered import ALGORITHMS as _BUFFERED  # noqa: E402
-from .dcasgd import ALGORITHMS as _DCASGD  # noqa: E402
-from .gsgm import ALGORITHMS as _GSGM  # noqa: E402
-from .staleness import ALGORITHMS as _STALENESS  # noqa: E402
-
-# in report order
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (*_ASGD, *_DCASGD, *_GSGM, *_STALENESS, *_BUFFERED)}
+ALGORITHMS: dict[str, Algorithm] = {
+    algorithm.name: algorithm
+    for module in RULE_MODULES
+    for algorithm in importlib.import_module(f"{__package__}.{module}").ALGORITHMS
+}
 _ALIASES = {alias: a.name for a in ALGORITHMS.values() for alias in a.aliases}
 
 
@@ -92,10 +102,25 @@ def order(name: str) -> int:
 
 def import_function(reference: str) -> Callable:
     """The function a ``package.module:function`` reference names; one ``RuleError`` line
-    when the module cannot be imported or has no such function."""
+    when the module cannot be imported or has no such function.
+
+    The working folder is importable, as under ``python -m``: ``myrules:half`` finds a
+    ``myrules.py`` there (the ``stalesim`` script alone would search only its own folder
+    and the installed packages); it is put at the front of ``sys.path`` once."""
     module_name, _, function_name = reference.partition(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module_name == e.name or module_name.startswith(e.name + ".")):
+            tried = Path(cwd, *module_name.split("."))
+            raise RuleError(f"algorithm {reference}: cannot import {module_name!r}: no such module; looked for "
+                            f"{tried}.py (or the package {tried}/) in the current folder, and on Python's path "
+                            f"({len(sys.path)} folders, the installed packages included); run from the folder that "
+                            "holds it, add its folder to PYTHONPATH, or install it") from None
+        raise RuleError(f"algorithm {reference}: importing {module_name!r} failed ({type(e).__name__}: {e})") from None
     except Exception as e:  # noqa: BLE001 - any import failure is the user's module
         raise RuleError(f"algorithm {reference}: cannot import {module_name!r} ({type(e).__name__}: {e})") from None
     function = getattr(module, function_name, None)
@@ -125,22 +150,16 @@ def _wrap_function(reference: str, function: Callable) -> Algorithm:
                      policy=policy, summary=(function.__doc__ or "").strip().split("\n")[0], reference=reference)
 
 
-_PLUGINS: Optional[dict] = None
-
-
+@functools.cache
 def _entry_points() -> dict[str, Algorithm]:
-    """Algorithms that installed packages register under ``stalesim.algorithms``."""
-    global _PLUGINS
-    if _PLUGINS is None:
-        from importlib.metadata import entry_points
-
-        _PLUGINS = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                _PLUGINS[ep.name] = _wrap_function(ep.name, ep.load())
-            except Exception as e:  # noqa: BLE001 - a broken plugin must not break the built-ins
-                raise RuleError(f"algorithm {ep.name} (entry point {ep.value}): {e}") from None
-    return _PLUGINS
+    """Algorithms that installed packages register under ``stalesim.algorithms`` (read once)."""
+    plugins = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            plugins[ep.name] = _wrap_function(ep.name, ep.load())
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not break the built-ins
+            raise RuleError(f"algorithm {ep.name} (entry point {ep.value}): {e}") from None
+    return plugins
 
 
 def make_rule(name: str, base: optax.GradientTransformation, **options) -> Rule:

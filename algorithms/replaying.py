@@ -15,11 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sim.events import ReplayError
+
 from .base import Rule, tree_row
 from .engine import MODES, Program, advance, engine_for
-from .events import ReplayError
 from .history import History, Recorder
-from .schedule import HAS_PULL, Schedule, schedule_for
+from .schedule import Schedule, Variant, schedule_for
 
 
 class Problem(NamedTuple):
@@ -42,13 +43,15 @@ def replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seed: int = 
     ``rule`` on ``problem``.
 
     ``problem.eval_fn`` runs every ``eval_every`` applied gradients and at the end.
-    ``mode`` is ``"loop"`` (one jitted call per op) or ``"scan"`` (one compiled loop per
-    run of identical ops, at most ``chunk`` ops per call when given; one compilation per
-    kind of op serves every run length and every trace of one shape). ``storage`` is ``"snapshots"`` (one parameter copy per
-    worker), ``"ring"`` (the last K versions, see ``compile_schedule``) or ``"auto"``:
-    the ring when K <= 2N and it fits in 1 GiB, else snapshots. Both give the same
-    numbers. ``keep_params``: the history keeps the final parameters."""
-    return _replay(trace, rule, problem, eval_every, [int(seed)], False, mode, chunk, storage, keep_params)[0]
+    ``mode`` is ``"loop"`` (a Python loop, one jitted call per op) or ``"scan"`` (one
+    compiled loop per run of identical ops, at most ``chunk`` ops per call when given;
+    one compilation per kind of op serves every run length and every trace of one
+    shape). ``storage`` is ``"snapshots"`` (one parameter copy per worker), ``"ring"``
+    (the last K versions, see ``compile_schedule``) or ``"auto"``: the ring when K <= 2N
+    and it fits in 1 GiB, else snapshots. Both give the same numbers. ``keep_params``:
+    the history keeps the final parameters."""
+    return _replay(trace, rule, problem, eval_every=eval_every, seeds=[int(seed)], vmapped=False, mode=mode,
+                   chunk=chunk, storage=storage, keep_params=keep_params)[0]
 
 
 def replay_seeds(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds: Sequence[int], vmap: bool = True,
@@ -63,7 +66,8 @@ def replay_seeds(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds:
         return [replay(trace, rule, problem._replace(params0=tree_row(problem.params0, r)), eval_every=eval_every,
                        seed=seed, mode=mode, chunk=chunk, storage=storage, keep_params=keep_params)
                 for r, seed in enumerate(seeds)]
-    return _replay(trace, rule, problem, eval_every, seeds, True, mode, chunk, storage, keep_params)
+    return _replay(trace, rule, problem, eval_every=eval_every, seeds=seeds, vmapped=True, mode=mode, chunk=chunk,
+                   storage=storage, keep_params=keep_params)
 
 
 def _check_problem(problem) -> None:
@@ -83,7 +87,7 @@ def _check_arguments(problem, eval_every, mode, chunk) -> None:
 
 
 def _check_fit(schedule: Schedule, rule: Rule) -> None:
-    expected = rule.gradients_per_step if rule.gradients_per_step is not None else schedule.num_workers
+    expected = rule.gradients_per_version if rule.gradients_per_version is not None else schedule.num_workers
     if expected != schedule.gradients_per_version:
         raise ReplayError(
             f"rule: {rule.name} steps every {expected} gradient(s) but the trace's policy makes a version every "
@@ -106,11 +110,12 @@ def _eval_points(schedule: Schedule, eval_every: int) -> list[int]:
 def _leading_pulls(schedule: Schedule) -> int:
     """How many ops at the start only pull: they store the initial parameters, which every
     row of the store holds already, so they are skipped (and need no compilation)."""
-    pull_only = (schedule.variant == HAS_PULL) & (schedule.applied == 0)
+    pull_only = (schedule.variant == Variant.PULL) & (schedule.applied == 0)
     return int(np.argmin(pull_only)) if not pull_only.all() else len(pull_only)
 
 
-def _replay(trace, rule, problem, eval_every, seeds, vmapped, mode, chunk, storage, keep_params) -> list[History]:
+def _replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds: list[int], vmapped: bool, mode: str,
+            chunk: int | None, storage: str, keep_params: bool) -> list[History]:
     _check_arguments(problem, eval_every, mode, chunk)
     loss_fn, batch_fn, eval_fn, data, params0 = problem
     if isinstance(trace, Schedule):
@@ -131,7 +136,8 @@ def _replay(trace, rule, problem, eval_every, seeds, vmapped, mode, chunk, stora
     recorder.evaluate(params_of, 0, 0.0)
     i = _leading_pulls(schedule)
     for stop in _eval_points(schedule, eval_every):
-        carry = advance(engine, carry, program, i, stop + 1, seed_arg, data, mode, chunk)
+        carry = advance(engine, carry, program, start=i, stop=stop + 1, seed=seed_arg, data=data, mode=mode,
+                        chunk=chunk)
         i = stop + 1
         recorder.evaluate(params_of, schedule.applied[stop], schedule.time[stop])
         if recorder.all_diverged:

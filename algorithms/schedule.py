@@ -13,30 +13,55 @@ Two stores of the parameters workers computed on (``storage``):
 
 from __future__ import annotations
 
+import enum
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
-from .events import APPLY, PULL, PUSH, EventLog, ReplayError
+from sim.events import APPLY, PULL, PUSH, EventLog, ReplayError
 
-# columns of the op table; *_ROW are rows of the parameter store
-(PUSH_WORKER, PUSH_SLOT, PUSH_STEP, APPLY_SLOT, APPLY_WORKER, APPLY_STEP, STALENESS, PULL_ROW, PUSH_ROW,
- APPLY_ROW) = range(10)
-NUM_COLUMNS = 10
+
+class Column(enum.IntEnum):
+    """The op table's columns (``Schedule.ops[:, Column.X]``), -1 where an op has no such
+    part; the ``*_ROW`` columns are rows of the parameter store."""
+
+    PUSH_WORKER = 0  # an eager push: the gradient's worker,
+    PUSH_SLOT = 1  # the slot it waits in,
+    PUSH_STEP = 2  # its minibatch step
+    APPLY_SLOT = 3  # an apply: the slot of the gradient (when it was pushed eagerly),
+    APPLY_WORKER = 4  # its worker,
+    APPLY_STEP = 5  # its minibatch step,
+    STALENESS = 6  # its staleness (0 where the op applies nothing)
+    PULL_ROW = 7  # the row a pull (or the ring's "store the new version") writes
+    PUSH_ROW = 8  # the row an eager push computes its gradient on
+    APPLY_ROW = 9  # the row a deferred apply computes its gradient on
+
+
+class Variant(enum.IntFlag):
+    """What an op holds; an op's variant (``Schedule.variant``) is the union of its parts.
+
+    ``PUSH``: an eager push (the gradient is computed now and kept in a slot); ``APPLY``:
+    an apply; ``PULL``: a pull; ``DEFERRED``: the applied gradient is computed at apply
+    time from its worker's stored parameters (never kept in a slot)."""
+
+    PUSH = 1
+    APPLY = 2
+    PULL = 4
+    DEFERRED = 8
+
+
+NUM_COLUMNS = len(Column)
 STORAGES = ("auto", "snapshots", "ring")
 RING_BUDGET_BYTES = 1 << 30
-# what an op holds: an eager push (gradient computed now, kept in a slot), an apply, a pull;
-# DEFERRED: the applied gradient is computed at apply time from its worker's stored parameters
-HAS_PUSH, HAS_APPLY, HAS_PULL, DEFERRED = 1, 2, 4, 8
 _STAGE = {PUSH: 1, APPLY: 2, PULL: 3}  # the order of events within one op
 
 
 class Schedule(NamedTuple):
     """A trace compiled into fused ops (see ``compile_schedule``)."""
 
-    ops: np.ndarray  # [M, NUM_COLUMNS] int32
-    variant: np.ndarray  # [M] int: HAS_PUSH | HAS_APPLY | HAS_PULL | DEFERRED
+    ops: np.ndarray  # [M, NUM_COLUMNS] int32, see Column
+    variant: np.ndarray  # [M] int: a union of Variant flags
     applied: np.ndarray  # [M] applied gradients after each op
     time: np.ndarray  # [M] sim time of each op's last event
     staleness: np.ndarray  # [U] per applied gradient
@@ -74,7 +99,9 @@ def compile_schedule(trace, storage: str = "snapshots") -> Schedule:
     time, so the gradient is computed there (*deferred*) and never stored. Otherwise
     (``whitelist-queue``, ``buffered``, a restart after a crash) it is computed at its
     push and waits in a slot. Consecutive events are then fused into ops in the order
-    eager push -> apply -> pull; the FIFO cycle "push, apply, pull" is one op.
+    eager push -> apply -> pull; the FIFO cycle "push, apply, pull" is one op. A last op
+    that applies without a pull pulls too, into its worker's own row (nothing reads the
+    store after it), so that it joins the run of ops before it.
 
     ``storage="ring"``: the replay keeps the last K parameter versions (K =
     ``ring_size(trace)``) and a pull only notes which version the worker read. Every
@@ -138,33 +165,47 @@ def _compile_snapshots(log: EventLog) -> Schedule:
     version, origin, step, read, eager = walk.version, walk.origin, walk.step, walk.read, walk.eager
     ops, variants, applied, op_time, staleness, applied_worker = [], [], [], [], [], []
     op, variant, stage, n_applied, last_time = None, 0, 0, 0, 0.0
+
+    def close_op():
+        ops.append(op)
+        variants.append(variant)
+        applied.append(n_applied)
+        op_time.append(last_time)
+
     for i, (k, w, s, t) in enumerate(zip(log.kind, log.worker, log.slot, log.time)):
         if k == PUSH and not eager[i]:
             continue  # deferred: computed when applied
         order = _STAGE[k]
         if op is not None and order <= stage:
-            ops.append(op), variants.append(variant), applied.append(n_applied), op_time.append(last_time)
+            close_op()
             op = None
         if op is None:
             op, variant = [-1] * NUM_COLUMNS, 0
-            op[STALENESS] = 0
+            op[Column.STALENESS] = 0
         stage, last_time = order, t
         if k == PULL:
-            op[PULL_ROW] = w
-            variant |= HAS_PULL
+            op[Column.PULL_ROW] = w
+            variant |= Variant.PULL
         elif k == PUSH:
-            op[PUSH_WORKER], op[PUSH_SLOT], op[PUSH_STEP], op[PUSH_ROW] = w, s, step[i], w
-            variant |= HAS_PUSH
+            op[Column.PUSH_WORKER], op[Column.PUSH_SLOT], op[Column.PUSH_STEP], op[Column.PUSH_ROW] = w, s, step[i], w
+            variant |= Variant.PUSH
         else:
             tau = version[i] - read[i]
-            op[APPLY_SLOT], op[APPLY_WORKER], op[APPLY_STEP], op[STALENESS] = s, origin[i], step[i], tau
-            op[APPLY_ROW] = origin[i]
-            variant |= HAS_APPLY | (0 if eager[i] else DEFERRED)
+            op[Column.APPLY_SLOT], op[Column.APPLY_WORKER], op[Column.APPLY_STEP] = s, origin[i], step[i]
+            op[Column.STALENESS], op[Column.APPLY_ROW] = tau, origin[i]
+            variant |= Variant.APPLY | (0 if eager[i] else Variant.DEFERRED)
             staleness.append(tau)
             applied_worker.append(origin[i])
             n_applied += 1
     if op is not None:
-        ops.append(op), variants.append(variant), applied.append(n_applied), op_time.append(last_time)
+        if (variants and variant & Variant.APPLY and not variant & Variant.PULL
+                and variants[-1] == variant | Variant.PULL):
+            # The last op of a FIFO trace applies without a pull (the run stops there).
+            # Nothing reads the store after it, so it may pull too, into its worker's own
+            # row: it then joins the run of ops before it instead of compiling a variant.
+            op[Column.PULL_ROW] = op[Column.APPLY_ROW]
+            variant |= Variant.PULL
+        close_op()
     return Schedule(ops=np.asarray(ops, dtype=np.int32).reshape(-1, NUM_COLUMNS),
                     variant=np.asarray(variants, dtype=np.int32), applied=np.asarray(applied, dtype=np.int64),
                     time=np.asarray(op_time, dtype=np.float64), staleness=np.asarray(staleness, dtype=np.int64),
@@ -185,11 +226,11 @@ def _compile_ring(log: EventLog, rows: int | None = None) -> Schedule:
     column = lambda values, dtype=np.int64: np.asarray(values, dtype=dtype)[at]  # noqa: E731
     worker, staleness = column(log.walk.origin), column(log.walk.version) - column(log.walk.read)
     ops = np.full((len(at), NUM_COLUMNS), -1, dtype=np.int32)
-    ops[:, APPLY_SLOT], ops[:, APPLY_WORKER], ops[:, APPLY_STEP] = column(log.slot), worker, column(log.walk.step)
-    ops[:, STALENESS] = staleness
-    ops[:, APPLY_ROW] = column(log.walk.read_applies) % rows
-    ops[:, PULL_ROW] = np.arange(1, len(at) + 1) % rows
-    return Schedule(ops=ops, variant=np.full(len(at), HAS_APPLY | DEFERRED | HAS_PULL, dtype=np.int32),
+    ops[:, Column.APPLY_SLOT], ops[:, Column.APPLY_WORKER] = column(log.slot), worker
+    ops[:, Column.APPLY_STEP], ops[:, Column.STALENESS] = column(log.walk.step), staleness
+    ops[:, Column.APPLY_ROW] = column(log.walk.read_applies) % rows
+    ops[:, Column.PULL_ROW] = np.arange(1, len(at) + 1) % rows
+    return Schedule(ops=ops, variant=np.full(len(at), Variant.APPLY | Variant.DEFERRED | Variant.PULL, dtype=np.int32),
                     applied=np.arange(1, len(at) + 1, dtype=np.int64), time=column(log.time, np.float64),
                     staleness=staleness, applied_worker=worker, num_workers=log.num_workers,
                     num_slots=log.num_slots, needs_slots=False, gradients_per_version=log.gradients_per_version,

@@ -8,8 +8,8 @@ import numpy as np
 def shards(workers: int):
     """``(x, y, parts, source)``: training images [N, 28, 28, 1] uint8, labels, each worker's
     label shard; Fashion-MNIST if installed, else random images of its shape (``source`` says which)."""
-    from scenarios.data import DataError, load_fmnist
-    from scenarios.partition import label_shards
+    from scenarios.workloads.data import DataError, load_fmnist
+    from scenarios.workloads.partition import label_shards
 
     try:
         ds = load_fmnist()

@@ -7,7 +7,7 @@ Written the way a researcher would write it by hand, with no tricks: a heap of w
 completion events (exponential compute times, worker speeds log-spaced over 4x), each
 worker's gradient computed on its own stale copy of the model (``copy.deepcopy`` at
 pull time) and applied at the server with ``torch.optim.SGD``; the worker then pulls
-the new model. The model is the same small CNN as ``scenarios.models.cnn`` (two 3x3
+the new model. The model is the same small CNN as ``scenarios.workloads.models.cnn`` (two 3x3
 convs of 8 and 16 channels with ReLU and 2x2 max-pool, dense 64, classifier), in
 PyTorch's NCHW layout; inputs are Fashion-MNIST (random images of its shape, 28x28x1,
 where the files are absent), batches of 64 drawn from label shards as in stalesim's
@@ -40,7 +40,7 @@ NO_TORCH = "PyTorch is not installed (it is optional); skipping the PyTorch peer
 
 
 def _cores() -> int:
-    from scenarios.runner import cores  # imported here: the peer alone needs no JAX
+    from scenarios.experiments.pool import cores  # imported here: the peer alone needs no JAX
 
     return cores()
 
@@ -54,7 +54,7 @@ def torch_available() -> bool:
 
 
 def torch_cnn(channels=(8, 16), hidden=64, num_classes=10):
-    """The same network as ``scenarios.models.cnn`` for 28x28x1 inputs, NCHW."""
+    """The same network as ``scenarios.workloads.models.cnn`` for 28x28x1 inputs, NCHW."""
     from torch import nn
 
     return nn.Sequential(
@@ -126,12 +126,12 @@ def measure(updates: int = 400, workers: int = 10, batch: int = 64, repeats: int
 
 
 def stalesim_setup(workers: int = 10, updates: int = 400, batch: int = 64, data=None, model=None):
-    """stalesim's side, as ``benchmarks/__main__.py`` sets up its replay figure: the CNN
-    from ``scenarios.models``, minibatches drawn from the same label shards, an ASGD rule
+    """stalesim's side, as ``benchmarks/replays.py`` sets up its replay figure: the CNN
+    from ``scenarios.workloads.models``, minibatches drawn from the same label shards, an ASGD rule
     and a FIFO trace from ``sim.simulate`` (exponential compute times, speeds over 4x).
-    ``model``: another ``scenarios.models.Model`` to time instead (e.g. an older definition)."""
+    ``model``: another ``scenarios.workloads.models.Model`` to time instead (e.g. an older definition)."""
     from algorithms import asgd
-    from scenarios.models import make_model
+    from scenarios.workloads.models import make_model
     from sim import ClusterSpec, ComputeModel, simulate, straggler_speeds
 
     from .problem import problem

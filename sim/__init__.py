@@ -1,4 +1,4 @@
-"""sim: the timing half of stalesim (SimPy + numpy, no JAX).
+"""sim: the timing half of stalesim (SimPy + numpy, no JAX), and the trace contract algorithms shares.
 
     >>> from sim import ClusterSpec, simulate
     >>> trace = simulate(ClusterSpec(num_workers=3), policy="fifo", num_updates=9, seed=0)

@@ -6,13 +6,14 @@ bad value fails at once with one line that names the field and what is allowed.
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from algorithms.checks import check
+from .checks import check
 
 COMPUTE_KINDS = ("constant", "exponential", "lognormal", "replay")
 
@@ -263,8 +264,6 @@ def read_durations(path) -> tuple[tuple[float, ...], ...]:
 
 def parse_durations(text: str, name: str = "durations") -> tuple[tuple[float, ...], ...]:
     """``read_durations`` of a file's text; errors name ``name`` and the line."""
-    import csv
-
     rows: list[list[float]] = []
     width = None
     for number, line in enumerate(text.splitlines(), start=1):

@@ -1,5 +1,4 @@
-"""Server scheduling policies: when a pushed gradient is applied, and when its worker
-may pull again.
+"""Server scheduling policies: when a pushed gradient is applied, and when its worker may pull again.
 
 A policy is one small class. The server calls ``receive(worker, slot)`` when a gradient
 arrives; the policy either applies it (``self.server.apply(worker, slot)``) or holds it,
@@ -9,12 +8,13 @@ for before its pull is served.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 
-from algorithms.checks import check
-
+from .checks import check
 from .cluster import SpecError
+
 
 class Policy(ABC):
     """Base class. Subclasses set ``names`` (what ``make_policy`` accepts) and implement
@@ -182,7 +182,8 @@ class Barrier(Policy):
 class Buffered(Policy):
     """Buffered aggregation (FedBuff): every gradient goes to the rule at once, in
     arrival order, and the worker pulls without waiting; the rule applies the mean of
-    each K gradients, so the server version advances every K applied gradients."""
+    each ``buffer_size`` (K) gradients, so the server version advances every K applied
+    gradients. Its name is ``buffered:K``."""
 
     names = ("buffered:K",)
 
@@ -190,19 +191,22 @@ class Buffered(Policy):
     def from_name(cls, name):
         if not name.startswith("buffered"):
             return None
-        _, _, k = name.partition(":")
+        _, _, buffer_size = name.partition(":")
         try:
-            return cls(int(k))
+            return cls(int(buffer_size))
         except ValueError:
             raise SpecError(f"policy: buffered needs an integer K >= 1 as buffered:K, got {name!r}") from None
 
-    def __init__(self, k: int):
-        check("policy: buffered K", k, SpecError, kind=int, low=1)
-        self.k = k
-        self.name = f"buffered:{k}"
+    def __init__(self, buffer_size: int | None = None, *, k: int | None = None):
+        if k is not None:
+            warnings.warn("Buffered(k=...) is deprecated: use Buffered(buffer_size=...)", DeprecationWarning, 2)
+            buffer_size = k if buffer_size is None else buffer_size
+        check("policy: buffered K", buffer_size, SpecError, kind=int, low=1)
+        self.buffer_size = buffer_size
+        self.name = f"buffered:{buffer_size}"
 
     def gradients_per_version(self, num_workers):
-        return self.k
+        return self.buffer_size
 
     def receive(self, worker, slot):
         self.server.apply(worker, slot)

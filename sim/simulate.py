@@ -38,13 +38,13 @@ class Server:
         self.num_updates = num_updates
         self.version = 0
         self.applied = 0
-        self.in_group = 0
+        self.applied_in_version = 0
         self.free_slots: list[int] = []
         self.num_slots = 0
         self.log: list[tuple[int, int, int, float, int]] = []
         self.finished = env.event()
         policy.reset(self)
-        self.group = policy.gradients_per_version(num_workers)
+        self.gradients_per_version = policy.gradients_per_version(num_workers)
         if service_time > 0:
             self.queue = simpy.Store(env)
             env.process(self._serve())
@@ -87,10 +87,10 @@ class Server:
         self.log.append((APPLY, worker, slot, self.env.now, self.version))
         self.free_slots.append(slot)
         self.applied += 1
-        self.in_group += 1
-        if self.in_group == self.group:
+        self.applied_in_version += 1
+        if self.applied_in_version == self.gradients_per_version:
             self.version += 1
-            self.in_group = 0
+            self.applied_in_version = 0
         if self.applied == self.num_updates:
             self.finished.succeed()
 
@@ -187,7 +187,7 @@ def simulate(spec: ClusterSpec, policy="fifo", num_updates: int = 1000, seed: in
         num_workers=spec.num_workers,
         num_slots=int(max((row[2] for row in log), default=0)) + 1,
         policy=policy.name,
-        gradients_per_version=server.group,
+        gradients_per_version=server.gradients_per_version,
         seed=seed,
         spec=spec.to_dict(),
     )

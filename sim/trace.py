@@ -10,8 +10,8 @@ Three kinds of event, each one row:
 
 A trace depends on timing only, never on gradient values, so it can be replayed with
 any server rule (``algorithms.replay``). The event kinds, and the walk that works out
-each applied gradient's read version, are the trace contract in ``algorithms.events``
-(pure Python and numpy: importing it does not import JAX).
+each applied gradient's read version, are the trace contract in ``sim.events``, which
+``algorithms`` shares.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from algorithms.events import APPLY, PULL, PUSH, EventLog  # noqa: F401 - the kinds, for sim
+from .events import APPLY, PULL, PUSH, EventLog
 
 FORMAT = "stalesim-trace"
 FORMAT_VERSION = 1

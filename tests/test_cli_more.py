@@ -6,8 +6,8 @@ import textwrap
 import pytest
 
 from scenarios.cli import main
-from scenarios.results import RunResult
-from scenarios.stats import censored_times, estimate
+from scenarios.experiments.results import RunResult
+from scenarios.reports.stats import censored_times, estimate
 
 TINY = ["--seeds", "1", "--updates", "40", "--set", "eval_every=20", "--base", "sgd", "--algorithms", "asgd"]
 
@@ -85,7 +85,7 @@ def test_one_folder_one_experiment_and_corrupt_results(tmp_path, capsys):
 
 
 def test_a_second_command_on_a_locked_folder_is_refused(tmp_path, capsys):
-    from scenarios.lock import FolderLock
+    from scenarios.experiments.lock import FolderLock
 
     out = tmp_path / "out"
     with FolderLock(out):
@@ -141,9 +141,9 @@ def test_old_result_json_is_migrated():
 def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
     from dataclasses import replace
 
-    from scenarios.catalogue import SCENARIOS, grid
-    from scenarios.estimate import Calibration, calibrate, cost_key
-    from scenarios.runner import _compile_groups
+    from scenarios.experiments.catalogue import SCENARIOS, grid
+    from scenarios.experiments.estimate import Calibration, calibrate, cost_key
+    from scenarios.experiments.pool import compile_groups
 
     cfg = SCENARIOS["synthetic"].config.validate()
     runs = grid([replace(cfg, updates=100).validate(), replace(cfg, updates=100, lr_sgd=0.2).validate()],
@@ -151,7 +151,7 @@ def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
     keys = {cost_key(r) for r in runs}
     assert len(keys) == 2  # the learning rate and the seed do not change the cost
     calibration = Calibration({k: 2.0 for k in keys}, {k: 0.01 for k in keys})
-    assert calibration.seconds(runs, _compile_groups(runs)) == pytest.approx(4 * 2.0 + 12 * 100 * 0.01)
+    assert calibration.seconds(runs, compile_groups(runs)) == pytest.approx(4 * 2.0 + 12 * 100 * 0.01)
     measured = calibrate(runs, log=lambda *_: None)
     assert set(measured.per_update) == set(measured.compile_seconds) == keys
     assert all(s > 0 for s in measured.per_update.values()) and all(s >= 0 for s in measured.compile_seconds.values())

@@ -21,8 +21,8 @@ import warnings
 import numpy as np
 import pytest
 
-from scenarios import cli
-from scenarios.data import DataError, load_cifar
+from scenarios.cli import command as cli
+from scenarios.workloads.data import DataError, load_cifar
 
 PER_BATCH = 8
 CIFAR10 = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]

@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from scenarios import data, fetch as fetch_mod
-from scenarios.cli import UsageError, _Parser
-from scenarios.data import DataError
-from scenarios.fetch import SOURCES, add_subcommand, fetch
+from scenarios.workloads import data, fetch as fetch_mod
+from scenarios.cli.command import UsageError, _Parser
+from scenarios.workloads.data import DataError
+from scenarios.workloads.fetch import SOURCES, add_subcommand, fetch
 
 PER_BATCH = 20  # images per batch: 6 batches of 61 KB, several read chunks
 

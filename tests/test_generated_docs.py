@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from scenarios import readme
-from scenarios.claims import markdown
+from scenarios.reports import readme
+from scenarios.reports.claims import markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

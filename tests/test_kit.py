@@ -1,4 +1,4 @@
-"""The testing kit (scenarios.testing, scenarios.pytest_plugin): battery, cases, golden histories, a user's test file."""
+"""The testing kit (scenarios.testing, scenarios.testing.pytest_plugin): battery, cases, golden histories, a user's test file."""
 
 import argparse
 import json
@@ -23,6 +23,13 @@ from scenarios.testing import (CaseError, GoldenError, GoldenFallbackWarning, as
                                compare, fits, replay_case)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _record_missing_goldens(monkeypatch):
+    """These tests record goldens in temporary folders, on CI too (where a missing golden
+    fails by default: tests/test_reproducibility.py checks that)."""
+    monkeypatch.setenv(testing.golden.MISSING_ENV, "record")
 
 
 # ----------------------------------------------------------------- the shipped cases
@@ -58,7 +65,7 @@ def test_cases_are_what_their_names_say():
 
 
 def test_a_case_refuses_a_rule_its_policy_does_not_fit():
-    with pytest.raises(CaseError, match=r"case barrier-4: .*barrier.* gradients_per_step 1; cases that fit this "
+    with pytest.raises(CaseError, match=r"case barrier-4: .*barrier.* gradients_per_version 1; cases that fit this "
                                         r"rule: fifo-4, fifo-hetero-8"):
         replay_case(lambda base: asgd(base=base), "barrier-4")
     with pytest.raises(CaseError, match="cases that fit this rule: barrier-4, barrier-4-mlp"):
@@ -168,8 +175,8 @@ _ssgd.policy = "barrier"
     (_nan, ["finite: [sgd] params['layer']['b'] is NaN after update 1"]),
     (_raises, ["builds: [sgd] factory(base) raised ValueError: boom"]),
     (lambda base: None, ["builds: [sgd] factory(base) returned NoneType, not an algorithms.Rule"]),
-    (_barrier_asgd, ["policy: [sgd] policy 'barrier' makes one step per worker (gradients_per_step None), but the "
-                     "rule has gradients_per_step 1"]),
+    (_barrier_asgd, ["policy: [sgd] policy 'barrier' makes one step per worker (gradients_per_version None), but the "
+                     "rule has gradients_per_version 1"]),
     (lambda base: Rule(lambda p, n: (), lambda s, p, g, **kw: (p, s)), ["moves: [sgd] the parameters are unchanged"]),
 ])
 def test_check_rule_names_every_failed_property_on_its_own_line(factory, expected):
@@ -206,7 +213,8 @@ def test_golden_records_then_compares_bit_for_bit(tmp_path, monkeypatch):
     data = json.loads(path.read_text())
     assert data["metrics"] == ["update", "sim_time", "loss", "accuracy", "param_norm", "digest"]
     assert len(data["evaluations"]) == 81 and data["case"] == "fifo-4"
-    assert set(data["recorded_with"]) == {"jax", "jaxlib", "numpy", "stalesim", "platform"}
+    assert set(data["recorded_with"]) == {"jax", "jaxlib", "numpy", "stalesim", "platform", "cpu"}
+    assert set(data["recorded_with"]["cpu"]) == {"model", "architecture", "vector_extensions", "xla_cpu_math"}
     assert assert_golden(replay_case(_asgd, "fifo-4"), path).mode == "exact"
     with pytest.raises(AssertionError) as info:
         assert_golden(replay_case(_lr_up, "fifo-4"), path)
@@ -323,6 +331,8 @@ def _readme_test_file() -> str:
 def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop(testing.UPDATE_ENV, None)
+    env.pop(testing.golden.MISSING_ENV, None)
+    env.pop("CI", None)  # a missing golden is recorded, as on a developer's machine
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
                            "error::pytest.PytestUnknownMarkWarning", *args],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=300)
@@ -338,7 +348,7 @@ def test_readme_test_file_records_passes_then_names_the_first_change(tmp_path):
     code = _readme_test_file()
     test_file = user / "test_my_dcasgd.py"
     test_file.write_text(code)
-    golden = user / "tests" / "golden" / "test_my_dcasgd" / "test_golden.json"
+    golden = user / "golden" / "test_my_dcasgd" / "test_golden.json"  # next to the test file
 
     first = _pytest(user)  # (a)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -370,7 +380,7 @@ def test_readme_test_file_records_passes_then_names_the_first_change(tmp_path):
     assert fourth.returncode == 0 and "1 passed" in fourth.stdout, fourth.stdout + fourth.stderr
     assert golden.read_text() != recorded
     written = sorted(str(p.relative_to(user)) for p in user.rglob("*") if p.is_file())
-    assert written == ["test_my_dcasgd.py", "tests/golden/test_my_dcasgd/test_golden.json"]
+    assert written == ["golden/test_my_dcasgd/test_golden.json", "test_my_dcasgd.py"]
 
 
 def test_case_fixtures(stalesim_case, stalesim_cases):
@@ -381,8 +391,8 @@ def test_case_fixtures(stalesim_case, stalesim_cases):
 def test_plugin_is_registered():
     from importlib.metadata import entry_points
 
-    assert [ep.value for ep in entry_points(group="pytest11") if ep.name == "stalesim"] == ["scenarios.pytest_plugin"]
+    assert [ep.value for ep in entry_points(group="pytest11") if ep.name == "stalesim"] == ["scenarios.testing.pytest_plugin"]
     assert issubclass(CaseError, ReplayError)  # the command line's one-line errors
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        import scenarios.pytest_plugin  # noqa: F401
+        import scenarios.testing.pytest_plugin  # noqa: F401

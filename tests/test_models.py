@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from scenarios import models
+from scenarios.workloads import models
 
 
 def textbook_cnn(params, x):
@@ -43,8 +43,8 @@ def test_fused_cnn_equals_the_textbook_definition(shape, inputs):
 def test_cnn_replay_scan_equals_loop_bit_for_bit():
     """``mode="auto"`` runs the CNN as a compiled loop: the same numbers as one call per op."""
     from algorithms import Problem, gsgm, replay
-    from scenarios.config import ExperimentConfig as Config
-    from scenarios.runner import resolve_mode
+    from scenarios.experiments.config import ExperimentConfig as Config
+    from scenarios.experiments.execute import resolve_mode
     from sim import ClusterSpec, ComputeModel, simulate
 
     model = models.make_model("cnn", (8, 8, 1), 10)

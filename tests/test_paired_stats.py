@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from scenarios.stats import holm, paired_difference, paired_ratio, t_quantile, t_two_sided_p
+from scenarios.reports.stats import holm, paired_difference, paired_ratio, t_quantile, t_two_sided_p
 
 
 def test_paired_difference_by_hand():

@@ -4,10 +4,11 @@ stability region drawn for a workers x learning-rate sweep. Results are made up 
 import numpy as np
 import pytest
 
-from scenarios import plots, style
-from scenarios.report import aggregate, color, write_report
-from scenarios.results import RunResult
-from scenarios.sweep import load_sweep, write_sweep_report
+from scenarios.reports import plots, style
+from scenarios.reports.tables import aggregate, color, write_report
+from scenarios.experiments.results import RunResult
+from scenarios.experiments.sweep import load_sweep
+from scenarios.reports.sweeps import write_sweep_report
 
 pytest.importorskip("matplotlib")
 

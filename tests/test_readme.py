@@ -17,3 +17,16 @@ def test_readme_example_output_is_exact(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
                          cwd=README.parent)
     assert out.stdout == expected
+
+
+def test_readme_python_api_example_output_is_exact(tmp_path):
+    """The "From Python" example, run in an empty folder, prints what the README says."""
+    section = README.read_text().split("## From Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    expected = re.search(r"prints .*?\n\n```\n(.*?)```", section, re.S).group(1)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout == expected
+    again = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert again.stdout == expected  # the finished runs are reused, with the same numbers

@@ -9,13 +9,15 @@ import tarfile
 import numpy as np
 import pytest
 
-from scenarios.config import ConfigError, ExperimentConfig, parse_assignments, run_key
-from scenarios.data import DataError, load_cifar, load_fmnist, read_idx, synthetic
-from scenarios.catalogue import SCENARIOS, expand
-from scenarios.results import RunResult
-from scenarios.runner import metrics_of
-from scenarios.partition import PartitionError, class_counts, dirichlet, iid, label_shards
-from scenarios.report import aggregate, markdown_table
+from scenarios.experiments.config import ExperimentConfig, parse_assignments, run_key
+
+from scenarios.errors import ConfigError
+from scenarios.workloads.data import DataError, load_cifar, load_fmnist, read_idx, synthetic
+from scenarios.experiments.catalogue import SCENARIOS, expand
+from scenarios.experiments.results import RunResult
+from scenarios.experiments.outcomes import metrics_of
+from scenarios.workloads.partition import PartitionError, class_counts, dirichlet, iid, label_shards
+from scenarios.reports.tables import aggregate, markdown_table
 
 
 def write_idx(path, array, compress=False):
@@ -55,7 +57,7 @@ def test_fmnist_environment_variable(tmp_path, monkeypatch):
 
 def test_fmnist_missing_and_corrupt_files(tmp_path, monkeypatch):
     monkeypatch.delenv("STALESIM_DATA", raising=False)
-    monkeypatch.setattr("scenarios.data.DEBIAN_FMNIST", tmp_path / "nowhere")
+    monkeypatch.setattr("scenarios.workloads.data.DEBIAN_FMNIST", tmp_path / "nowhere")
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load_fmnist()
     with pytest.raises(DataError, match="--data-dir .*only the folder given"):
@@ -253,7 +255,7 @@ def test_explicit_data_dir_is_the_only_place_looked(tmp_path, monkeypatch):
     elsewhere.mkdir()
     make_fmnist(elsewhere)
     monkeypatch.setenv("STALESIM_DATA", str(elsewhere))
-    monkeypatch.setattr("scenarios.data.DEBIAN_FMNIST", elsewhere)
+    monkeypatch.setattr("scenarios.workloads.data.DEBIAN_FMNIST", elsewhere)
     empty = tmp_path / "empty"
     empty.mkdir()
     for folder in (empty, tmp_path / "missing"):

@@ -12,7 +12,7 @@ import pytest
 from algorithms import asgd, compile_schedule, dcasgd, gsgm, replay
 from algorithms import engine as engine_module
 from algorithms.engine import Program, engine_for, padded_length
-from algorithms.schedule import APPLY_ROW, DEFERRED, HAS_APPLY, PULL_ROW, ring_rows, ring_size, schedule_for
+from algorithms.schedule import Column, Variant, ring_rows, ring_size, schedule_for
 from sim import ClusterSpec, ComputeModel, simulate
 
 import toy
@@ -39,12 +39,11 @@ def test_op_table_is_padded_to_a_bucket():
     program = Program.of(schedule)
     m = len(schedule.ops)
     assert program.ops.shape == (padded_length(m), schedule.ops.shape[1])
-    np.testing.assert_array_equal(np.asarray(program.ops)[:m - 1], schedule.ops[:-1])
-    # the last FIFO op applies without a pull; on the device it also pulls, into its own row,
-    # so that it runs with the ops before it (nothing reads the store afterwards)
-    assert schedule.variant[-1] == HAS_APPLY | DEFERRED and program.variant[-1] == schedule.variant[-2]
-    last = np.asarray(program.ops)[m - 1]
-    assert last[PULL_ROW] == last[APPLY_ROW] == schedule.ops[-1, APPLY_ROW]
+    np.testing.assert_array_equal(np.asarray(program.ops)[:m], schedule.ops)
+    # the last FIFO op applies without a pull; it also pulls, into its own row, so that it
+    # runs with the ops before it (nothing reads the store afterwards)
+    assert schedule.variant[-1] == schedule.variant[-2] == Variant.APPLY | Variant.DEFERRED | Variant.PULL
+    assert schedule.ops[-1, Column.PULL_ROW] == schedule.ops[-1, Column.APPLY_ROW] >= 0
     assert program.run_end.tolist() == [4, m]  # the 4 first pulls, then one run of "apply, pull"
 
 
@@ -90,14 +89,14 @@ def test_one_compilation_serves_traces_of_one_shape():
     first = replay(trace_of("fifo", 60, seed=0), rule, PROBLEM, eval_every=20, mode="scan", keep_params=True)
     replay(trace_of("fifo", 75, seed=1), rule, PROBLEM, eval_every=15, mode="scan")  # other length, other evals
     engine = engine_for(rule, PROBLEM.loss_fn, PROBLEM.batch_fn, False)
-    assert engine.loops and all(f._cache_size() == 1 for f in engine.loops.values())
+    assert engine.scans and all(f._cache_size() == 1 for f in engine.scans.values())
     again = replay(trace_of("fifo", 60, seed=0), rule, PROBLEM, eval_every=20, mode="scan", keep_params=True)
     assert_same(first, again)
 
 
 def test_rule_cache_gives_one_rule_per_configuration_and_identical_histories():
-    from scenarios.catalogue import SCENARIOS
-    from scenarios.runner import rule_for
+    from scenarios.experiments.catalogue import SCENARIOS
+    from scenarios.experiments.execute import rule_for
 
     cfg = SCENARIOS["synthetic"].config.validate()
     rule = rule_for("gsgm", "momentum", cfg)
@@ -121,8 +120,8 @@ def test_batched_evaluation_equals_one_chunk_at_a_time():
     import jax.numpy as jnp
     import optax
 
-    from scenarios.catalogue import SCENARIOS
-    from scenarios.workload import dataset, workload
+    from scenarios.experiments.catalogue import SCENARIOS
+    from scenarios.workloads.workload import dataset, workload
 
     cfg = replace(SCENARIOS["synthetic"].config, eval_samples=0).validate()
     wl = workload(cfg)
@@ -151,7 +150,7 @@ def test_jobs_two_equals_jobs_one_and_the_compilation_cache_changes_nothing(tmp_
     from jax._src import compilation_cache
 
     from scenarios.cli import main
-    from scenarios.runner import COMPILATION_CACHE_ENV, use_compilation_cache
+    from scenarios.experiments.pool import COMPILATION_CACHE_ENV, use_compilation_cache
 
     monkeypatch.delenv(COMPILATION_CACHE_ENV, raising=False)
     assert use_compilation_cache() is None  # opt-in: nothing without the variable
@@ -171,20 +170,20 @@ def test_jobs_two_equals_jobs_one_and_the_compilation_cache_changes_nothing(tmp_
 
 
 def test_runs_are_grouped_by_what_they_compile():
-    from scenarios.catalogue import SCENARIOS, grid
-    from scenarios.runner import _compile_groups
+    from scenarios.experiments.catalogue import SCENARIOS, grid
+    from scenarios.experiments.pool import compile_groups
 
     cfg = SCENARIOS["synthetic"].config.validate()
     runs = grid([cfg, replace(cfg, lr_sgd=0.2).validate()], ["asgd", "gsgm"], ["sgd"], 3)
-    groups = _compile_groups(runs)
+    groups = compile_groups(runs)
     assert len(groups) == 4 and all(len(g) == 3 for g in groups)
     assert all(len({(r.algorithm, r.base, r.config) for r in g}) == 1 for g in groups)
     assert [r for g in groups for r in g] == runs  # the grid's order kept
 
 
 def test_jobs_auto_uses_one_process_per_core_for_enough_work(monkeypatch):
-    from scenarios import runner
-    from scenarios.catalogue import SCENARIOS, grid
+    from scenarios.experiments import pool as runner
+    from scenarios.experiments.catalogue import SCENARIOS, grid
 
     cfg = SCENARIOS["synthetic"].config.validate()
     big = replace(cfg, updates=runner.AUTO_MIN_UPDATES).validate()

@@ -6,8 +6,9 @@ import io
 import pytest
 
 from scenarios.cli import main
-from scenarios.config import ConfigError
-from scenarios.sweep import load_sweep, run_sweep, tidy_csv, tidy_rows, write_sweep_report
+from scenarios.errors import ConfigError
+from scenarios.experiments.sweep import load_sweep, run_sweep
+from scenarios.reports.sweeps import tidy_csv, tidy_rows, write_sweep_report
 
 MINI = """
 name = "mini"

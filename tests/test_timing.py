@@ -9,11 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from algorithms.checks import Spec
+from sim.checks import Spec
 from scenarios.cli import main
-from scenarios.config import ConfigError, ExperimentConfig, run_key
-from scenarios.runner import cluster_spec, node_speeds, trace_for
-from scenarios.timing import EXAMPLES
+from scenarios.experiments.config import ExperimentConfig, run_key
+from scenarios.errors import ConfigError
+from scenarios.experiments.cluster import cluster_spec, node_speeds, trace_for
+from scenarios.experiments.timing import EXAMPLES
 from sim import APPLY, ClusterSpec, SpecError, as_durations, simulate, straggler_speeds
 from sim.cluster import read_durations, replay_model
 
@@ -68,7 +69,7 @@ def test_crashes_reach_the_cluster_and_defaults_keep_the_trace_key():
 
 
 def test_barrier_with_crashes_is_one_error_naming_mttf():
-    from scenarios.timing import check_crashes
+    from scenarios.experiments.timing import check_crashes
 
     with pytest.raises(ConfigError, match=r"^mttf: ssgd runs under the barrier policy"):
         trace_for(cfg(mttf="10", updates="20"), "ssgd", 0, None)
@@ -234,7 +235,7 @@ speeds = [[], [1, 1, 2, 4]]
 
 
 def test_sweep_over_stragglers_and_speeds_with_recorded_times(tmp_path, capsys):
-    from scenarios.sweep import load_sweep
+    from scenarios.experiments.sweep import load_sweep
 
     times = tmp_path / "times.csv"
     times.write_text("0.5\n1.5\n1.0\n")
@@ -267,7 +268,7 @@ def test_sweep_over_stragglers_and_speeds_with_recorded_times(tmp_path, capsys):
 def test_configuration_doc_is_fresh():
     from pathlib import Path
 
-    from scenarios.config import markdown
+    from scenarios.experiments.config import markdown
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
-    assert doc.read_text() == markdown(), "regenerate: python -m scenarios.config > docs/configuration.md"
+    assert doc.read_text() == markdown(), "regenerate: python -m scenarios.experiments.config > docs/configuration.md"

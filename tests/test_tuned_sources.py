@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import catalogue
-from scenarios.catalogue import SCENARIOS, expand
+from scenarios.experiments import catalogue
+from scenarios.experiments.catalogue import SCENARIOS, expand
 from scenarios.cli import main
-from scenarios.config import ConfigError
-from scenarios.data import available
-from scenarios.tuning import LEARNING_RATES, TUNING_COLUMNS, read_shipped, resolve, tuned_at_key
+from scenarios.errors import ConfigError
+from scenarios.workloads.data import available
+from scenarios.experiments.tuning import LEARNING_RATES, TUNING_COLUMNS, read_shipped, resolve, tuned_at_key
 
 FMNIST = SCENARIOS["fmnist"]
 needs_fmnist = pytest.mark.skipif(not available("fmnist"), reason="Fashion-MNIST is not installed")

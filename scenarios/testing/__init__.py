@@ -35,7 +35,7 @@ The pieces:
 - ``assert_golden(history, path)``: records the history as JSON the first time (or
   with ``STALESIM_UPDATE_GOLDEN=1`` / ``pytest --update-golden``), compares later.
 - ``compare(factory_a, factory_b, name)``: where two rules' histories first differ.
-- ``scenarios.pytest_plugin``: the ``golden`` and ``stalesim_case`` fixtures and
+- ``scenarios.testing.pytest_plugin``: the ``golden`` and ``stalesim_case`` fixtures and
   ``--update-golden``, active wherever stalesim is installed.
 - ``stalesim check package.module:function``: the battery and every case, as a table.
 
@@ -44,19 +44,38 @@ Cases do not depend on the simulator: their traces and data ship as files
 ``jax.random``, so a JAX upgrade that changes random bits does not change a case.
 """
 
-from .battery import PROPERTIES
-from .case_files import (CASES_FOLDER, CASES_PACKAGE, WORKLOAD_FILE, CaseError, case_trace, cases, make_workload_arrays,
-                         simulate_case, write_case_files)
-from .command import add_subcommand, cmd_check
-from .comparing import Difference, compare
-from .conformance import Outcome, Report, check_rule
-from .factories import BASE_OPTIMIZERS, Factory, base_optimizer
-from .golden import (DEFAULT_RTOL, GOLDEN_FORMAT, GOLDEN_FORMAT_VERSION, RECORDED, UPDATE_ENV, GoldenCheck, GoldenError,
-                     GoldenFallbackWarning, assert_golden, versions)
-from .inputs import canonical_params
-from .problems import case_problem
-from .replay import CaseHistory, fits, params_digest, replay_case
-from .trees import JIT_RTOL
+from scenarios.testing.battery import PROPERTIES
+from scenarios.testing.case_files import (
+                         CASES_FOLDER,
+                         CASES_PACKAGE,
+                         WORKLOAD_FILE,
+                         CaseError,
+                         case_trace,
+                         cases,
+                         make_workload_arrays,
+                         simulate_case,
+                         write_case_files,
+)
+from scenarios.testing.command import add_subcommand, cmd_check
+from scenarios.testing.comparing import Difference, compare
+from scenarios.testing.conformance import Outcome, Report, check_rule
+from scenarios.testing.factories import BASE_OPTIMIZERS, Factory, base_optimizer
+from scenarios.testing.golden import (
+                         DEFAULT_RTOL,
+                         GOLDEN_FORMAT,
+                         GOLDEN_FORMAT_VERSION,
+                         RECORDED,
+                         UPDATE_ENV,
+                         GoldenCheck,
+                         GoldenError,
+                         GoldenFallbackWarning,
+                         assert_golden,
+                         versions,
+)
+from scenarios.testing.inputs import canonical_params
+from scenarios.testing.problems import case_problem
+from scenarios.testing.replay import CaseHistory, fits, params_digest, replay_case
+from scenarios.testing.trees import JIT_RTOL
 
 __all__ = [
     "BASE_OPTIMIZERS", "CaseError", "CaseHistory", "Difference", "GoldenCheck", "GoldenError",

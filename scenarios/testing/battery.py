@@ -5,16 +5,24 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .factories import _Factory, _first_line, base_optimizer
-from .inputs import _NUM_WORKERS, _OTHER_NUM_WORKERS, _inputs, canonical_params
-from .trees import _compare_trees, _distance_text, _paths, _same_tree
-
+from algorithms import Rule
+from scenarios.testing.factories import _Factory, _first_line, base_optimizer
+from scenarios.testing.inputs import (
+    _NUM_WORKERS,
+    _OTHER_NUM_WORKERS,
+    _inputs,
+    canonical_params,
+)
+from scenarios.testing.trees import _compare_trees, _distance_text, _paths, _same_tree
+from sim import make_policy
 
 PROPERTIES = {
     "builds": "factory(base) returns an algorithms.Rule",
-    "policy": "gradients_per_step agrees with the policy (fifo/whitelist: 1, barrier: None, buffered:K: K)",
+    "policy": "gradients_per_version agrees with the policy (fifo/whitelist: 1, barrier: None, buffered:K: K)",
     "runs": "init(params, num_workers) and update(...) run, op by op and under jax.jit",
     "structure": "update keeps the tree structure and shapes of the parameters and the state",
     "dtypes": "update keeps the dtypes of the parameters and the state",
@@ -30,8 +38,7 @@ PROPERTIES = {
 
 
 def _steps_per_policy(policy) -> tuple[bool, Optional[int], str]:
-    """(known, the gradients_per_step a rule needs under ``policy``, its name)."""
-    from sim import make_policy
+    """(known, the gradients_per_version a rule needs under ``policy``, its name)."""
 
     try:
         made = make_policy(policy)
@@ -42,16 +49,13 @@ def _steps_per_policy(policy) -> tuple[bool, Optional[int], str]:
 
 
 def _describe_steps(k: Optional[int]) -> str:
-    return "one step per worker (gradients_per_step None)" if k is None else (
-        f"one step per {k} gradients (gradients_per_step {k})")
+    return "one step per worker (gradients_per_version None)" if k is None else (
+        f"one step per {k} gradients (gradients_per_version {k})")
 
 
 def _battery_for_base(made: _Factory, base_name: str, record: Callable) -> None:
     """Run every property on one base; ``record(property, passed, seconds, detail)``."""
-    import jax
-    import jax.numpy as jnp
 
-    from algorithms import Rule
 
     failed: set[str] = set()
 
@@ -83,14 +87,14 @@ def _battery_for_base(made: _Factory, base_name: str, record: Callable) -> None:
     if not known:
         note("policy", False, 0.0, f"the factory's policy attribute {made.policy!r} is not a policy name "
                                    f"(fifo, whitelist-wait, whitelist-queue, barrier, buffered:K)")
-    elif rule.gradients_per_step != expected:
+    elif rule.gradients_per_version != expected:
         note("policy", False, time.perf_counter() - start,
-             f"policy {policy_name!r} makes {_describe_steps(expected)}, but the rule has gradients_per_step "
-             f"{rule.gradients_per_step!r}; set the factory's policy attribute or the rule's gradients_per_step")
+             f"policy {policy_name!r} makes {_describe_steps(expected)}, but the rule has gradients_per_version "
+             f"{rule.gradients_per_version!r}; set the factory's policy attribute or the rule's gradients_per_version")
     else:
         note("policy", True, time.perf_counter() - start)
 
-    k = rule.gradients_per_step or _NUM_WORKERS
+    k = rule.gradients_per_version or _NUM_WORKERS
     num_steps = max(3 * _NUM_WORKERS, 2 * k)
     params0 = canonical_params()
     inputs = _inputs(params0, num_steps, _NUM_WORKERS)
@@ -258,7 +262,6 @@ def _isolation(rule, params0, state0, steps, inputs) -> str:
     """Per-worker state: a leaf whose leading dimension follows ``num_workers`` (5 with
     ``init(params, 5)`` and 7 with ``init(params, 7)``). Row j of it belongs to worker j;
     an update for worker i must leave every row j != i unchanged, bit for bit."""
-    import jax
 
     try:
         other = jax.eval_shape(lambda p: rule.init(p, _OTHER_NUM_WORKERS), params0)

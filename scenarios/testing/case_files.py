@@ -9,7 +9,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from algorithms.events import ReplayError
+from sim import ClusterSpec, ComputeModel, FailureModel, Trace, simulate
+from sim.events import ReplayError
 
 
 class _TraceCase(NamedTuple):
@@ -22,7 +23,6 @@ class _TraceCase(NamedTuple):
 
 def _spec(num_workers: int, speeds=(), mttf: float = 0.0, downtime: float = 1.0):
     def make():
-        from sim import ClusterSpec, ComputeModel, FailureModel
 
         return ClusterSpec(num_workers=num_workers, compute=ComputeModel("exponential"), speeds=tuple(speeds),
                            failures=FailureModel(mttf, downtime))
@@ -72,7 +72,6 @@ def _cases_dir() -> Path:
 
 def simulate_case(name: str):
     """The trace of case ``name`` made afresh by the simulator (the shipped file was made so)."""
-    from sim import simulate
 
     case = _TRACES[_split(name)[0]]
     return simulate(case.spec(), policy=case.policy, num_updates=case.num_updates, seed=case.seed)
@@ -81,21 +80,29 @@ def simulate_case(name: str):
 @lru_cache(maxsize=None)
 def case_trace(name: str):
     """The shipped trace of case ``name`` (a ``sim.Trace``), as the simulator made it once."""
-    from sim import Trace
 
     return Trace.load(_cases_dir() / f"{_split(name)[0]}.npz")
 
 
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` summed in a fixed order (k = 0, 1, ...), one IEEE operation at a time: the
+    same bits on every CPU, where ``@`` goes to a BLAS kernel chosen for the CPU."""
+    out = a[:, 0:1] * b[0:1]
+    for k in range(1, a.shape[1]):
+        out = out + a[:, k:k + 1] * b[k:k + 1]
+    return out
+
+
 def make_workload_arrays() -> dict[str, np.ndarray]:
-    """The workloads' data and initial MLP weights, from numpy's PCG64 (seed 2026); the
-    shipped ``workloads.npz`` was made so."""
+    """The workloads' data and initial MLP weights, from numpy's PCG64 (seed 2026), with
+    products in a fixed order (``_product``); the shipped ``workloads.npz`` was made so."""
     rng = np.random.default_rng(2026)
     x = rng.normal(size=(64, 6)).astype(np.float32)
     w_true = np.linspace(-1.0, 1.5, 6).astype(np.float32)
-    y = (x @ w_true + 0.1 * rng.normal(size=64)).astype(np.float32)
+    y = (_product(x, w_true[:, None])[:, 0] + 0.1 * rng.normal(size=64)).astype(np.float32)
     mx = rng.normal(size=(128, 8)).astype(np.float32)
     teacher = rng.normal(size=(8, 3)).astype(np.float32)
-    my = np.argmax(np.tanh(mx @ teacher) + 0.3 * rng.normal(size=(128, 3)), axis=1).astype(np.int32)
+    my = np.argmax(np.tanh(_product(mx, teacher)) + 0.3 * rng.normal(size=(128, 3)), axis=1).astype(np.int32)
     return {"lsq_x": x, "lsq_y": y, "mlp_x": mx, "mlp_y": my,
             "mlp_w1": (rng.normal(size=(8, 16)) / np.sqrt(8)).astype(np.float32),
             "mlp_b1": np.zeros(16, np.float32),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from .case_files import _split, case_trace, cases
-from .conformance import check_rule
-from .factories import BASE_OPTIMIZERS, _build, _first_line, _resolve
-from .replay import _steps_fit, replay_case
+from algorithms import RuleError
+from scenarios.testing.case_files import _split, case_trace, cases
+from scenarios.testing.conformance import check_rule
+from scenarios.testing.factories import BASE_OPTIMIZERS, _build, _first_line, _resolve
+from scenarios.testing.replay import _steps_fit, replay_case
 
 
 def add_subcommand(sub) -> None:
@@ -27,7 +28,6 @@ def add_subcommand(sub) -> None:
 
 
 def cmd_check(args) -> int:
-    from algorithms import RuleError
 
     bases = [b.strip() for b in args.base.split(",") if b.strip()]
     for b in bases:
@@ -62,8 +62,8 @@ def cmd_check(args) -> int:
             row(name, "skip", None, "the factory does not build a rule")
             continue
         if not _steps_fit(rule, name):
-            row(name, "skip", None, f"policy {case_trace(name).policy} does not fit gradients_per_step "
-                                    f"{rule.gradients_per_step!r}")
+            row(name, "skip", None, f"policy {case_trace(name).policy} does not fit gradients_per_version "
+                                    f"{rule.gradients_per_version!r}")
             continue
         start = time.perf_counter()
         try:

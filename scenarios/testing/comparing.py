@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
-from .factories import Factory
-from .replay import CaseHistory, replay_case
-
+from scenarios.testing.factories import Factory
+from scenarios.testing.replay import CaseHistory, replay_case
 
 _METRICS = ("update", "sim_time", "loss", "accuracy", "param_norm", "digest")
 

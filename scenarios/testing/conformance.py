@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional, Sequence
 
-from .battery import PROPERTIES, _battery_for_base
-from .factories import Factory, _base_label, _resolve
+from algorithms import RuleError
+from scenarios.testing.battery import PROPERTIES, _battery_for_base
+from scenarios.testing.factories import Factory, _base_label, _resolve
 
 
 class Outcome(NamedTuple):
@@ -61,7 +62,6 @@ def check_rule(factory: Factory, bases: Sequence = ("sgd", "momentum", "adam"), 
     made = _resolve(factory)
     bases = tuple(bases)
     if not bases:
-        from algorithms import RuleError
 
         raise RuleError("bases: give at least one base optimizer")
     per_prop: dict[str, list] = {p: [] for p in PROPERTIES}  # (base, passed, seconds, detail)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Union
 
+import optax
+
+from algorithms import Rule, RuleError
+from algorithms.registry import get, import_function, make_rule
 
 # The base optimizers a rule is checked on and cases are replayed with, by name.
 BASE_OPTIMIZERS = {"sgd": "optax.sgd(0.05)", "momentum": "optax.sgd(0.005, momentum=0.9)", "adam": "optax.adam(0.01)"}
@@ -17,10 +21,8 @@ def base_optimizer(base):
     if hasattr(base, "init") and hasattr(base, "update"):
         return base
     if base not in BASE_OPTIMIZERS:
-        from algorithms import RuleError
 
         raise RuleError(f"base: must be one of {', '.join(BASE_OPTIMIZERS)} or an optax optimizer, got {base!r}")
-    import optax
 
     if base == "sgd":
         return optax.sgd(0.05)
@@ -41,12 +43,10 @@ class _Factory(NamedTuple):
 
 def _resolve(factory: Factory) -> _Factory:
     """A factory, a built-in algorithm's name, or ``module:function``, as a ``_Factory``."""
-    from algorithms import RuleError
 
     if isinstance(factory, _Factory):
         return factory
     if isinstance(factory, str):
-        from algorithms.registry import get, import_function, make_rule
 
         if ":" in factory:
             function = import_function(factory)
@@ -65,7 +65,6 @@ def _resolve(factory: Factory) -> _Factory:
 
 
 def _build(made: _Factory, base):
-    from algorithms import Rule, RuleError
 
     try:
         rule = made.build(base_optimizer(base))

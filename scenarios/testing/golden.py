@@ -6,18 +6,24 @@ import json
 import math
 import os
 import platform
+import sys
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+import jax
+import jaxlib
 import numpy as np
 
-from .comparing import _first_difference, _rows
-from .factories import _first_line
-from .replay import CaseHistory, params_digest
-
+from scenarios.experiments.machine import cpu, describe, same_cpu
+from scenarios.testing.comparing import _first_difference, _rows
+from scenarios.testing.factories import _first_line
+from scenarios.testing.replay import CaseHistory, params_digest
 
 UPDATE_ENV = "STALESIM_UPDATE_GOLDEN"
+MISSING_ENV = "STALESIM_GOLDEN_MISSING"  # "record" or "fail": what a missing golden file does (pytest --golden-missing)
+MISSING_CHOICES = ("record", "fail")
 GOLDEN_FORMAT = "stalesim-golden"
 GOLDEN_FORMAT_VERSION = 1
 DEFAULT_RTOL = 1e-5
@@ -29,34 +35,35 @@ class GoldenError(AssertionError):
 
 class GoldenFallbackWarning(UserWarning):
     """A golden history was compared within a tolerance, not bit for bit, because it was
-    recorded on another platform or JAX version."""
+    recorded on another CPU, platform or JAX version."""
 
 
 class GoldenCheck(NamedTuple):
     """What ``assert_golden`` did: ``mode`` is ``"recorded"``, ``"exact"`` (bit for bit)
-    or ``"rtol"`` (within ``rtol``, recorded elsewhere)."""
+    or ``"rtol"`` (within ``rtol``, recorded elsewhere); for ``"rtol"``, ``largest`` is
+    the largest relative difference found (0.0: the numbers were in fact identical)."""
 
     path: Path
     mode: str
     rtol: Optional[float] = None
+    largest: Optional[float] = None
 
 
 RECORDED: list[Path] = []  # golden files written in this process (the pytest plugin lists them)
+FALLBACKS: list[tuple[Path, str]] = []  # (path, line) per comparison that fell back to a tolerance (for the plugin)
 
 
 def versions() -> dict:
-    """What made a history: jax, jaxlib, numpy, stalesim versions and the platform
-    (OS, machine, JAX backend and device kind)."""
-    import jax
+    """What made a history: jax, jaxlib, numpy, stalesim versions, the platform (OS,
+    machine, JAX backend and device kind) and the CPU (``scenarios.experiments.machine.cpu``: model,
+    vector extensions, XLA's math mode)."""
 
     try:
-        import jaxlib
 
         jaxlib_version = getattr(jaxlib, "__version__", None) or jaxlib.version.__version__
     except Exception:  # noqa: BLE001
         jaxlib_version = "unknown"
     try:
-        from importlib.metadata import version
 
         stalesim_version = version("stalesim")
     except Exception:  # noqa: BLE001
@@ -65,16 +72,57 @@ def versions() -> dict:
     return {"jax": jax.__version__, "jaxlib": jaxlib_version, "numpy": np.__version__,
             "stalesim": stalesim_version,
             "platform": f"{platform.system()} {platform.machine()}, {jax.default_backend()} "
-                        f"({getattr(device, 'device_kind', device.platform)})"}
+                        f"({getattr(device, 'device_kind', device.platform)})",
+            "cpu": cpu()}
 
 
 def _updating() -> bool:
     return os.environ.get(UPDATE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def on_ci() -> bool:
+    """Whether the ``CI`` environment variable is set (to anything but ``0``, ``false``, ``no``, ``off``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def missing_mode() -> str:
+    """What a missing golden file does: ``$STALESIM_GOLDEN_MISSING`` (``record`` or
+    ``fail``; pytest's ``--golden-missing`` sets it), else ``fail`` on CI (``on_ci``), else
+    ``record``."""
+    mode = os.environ.get(MISSING_ENV, "").strip().lower()
+    if mode and mode not in MISSING_CHOICES:
+        raise GoldenError(f"{MISSING_ENV}: must be one of {', '.join(MISSING_CHOICES)}, got {mode!r}")
+    return mode or ("fail" if on_ci() else "record")
+
+
 def _describe_versions(v: dict) -> str:
     return (f"jax {v.get('jax')}, jaxlib {v.get('jaxlib')}, numpy {v.get('numpy')}, stalesim {v.get('stalesim')} "
-            f"on {v.get('platform')}")
+            f"on {v.get('platform')}, {describe(v.get('cpu'))}")
+
+
+def _why_not_exact(recorded: dict, now: dict) -> list[str]:
+    """What differs between the recorded and the present set of versions, among those
+    that must match for a bit-for-bit comparison (empty: compare bit for bit)."""
+    why = [f"{k} differs" for k in ("platform", "jax", "jaxlib") if recorded.get(k) != now[k]]
+    if not recorded.get("cpu"):
+        why.append("the CPU is not recorded")
+    elif not same_cpu(recorded.get("cpu"), now["cpu"]):
+        why.append("the CPU differs")
+    return why
+
+
+def _largest_difference(names, recorded_rows, rows) -> tuple[float, str]:
+    """The largest relative difference of the numbers the evaluations share, and where."""
+    largest, where = 0.0, "none"
+    for a_row, b_row in zip(recorded_rows, rows):
+        for j, metric in enumerate(names):
+            a, b = a_row[j], b_row[j]
+            if metric == "digest" or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+                continue
+            relative = 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
+            if relative > largest:
+                largest, where = relative, f"{metric} at update {a_row[0]}: recorded {a!r}, now {b!r}"
+    return largest, where
 
 
 _HOW = f"re-record it with {UPDATE_ENV}=1 (or pytest --update-golden) if the change is intended"
@@ -122,16 +170,21 @@ def _read_golden(path: Path) -> dict:
 
 def assert_golden(history, path, rtol: Optional[float] = None) -> GoldenCheck:
     """Record ``history`` at ``path`` (JSON) the first time, or when
-    ``STALESIM_UPDATE_GOLDEN=1`` (``pytest --update-golden``); else compare with it.
+    ``STALESIM_UPDATE_GOLDEN=1`` (``pytest --update-golden``); else compare with it. A
+    missing file fails instead of being recorded where ``missing_mode()`` is ``fail``
+    (``pytest --golden-missing=fail``, the default when ``CI`` is set).
 
     ``history`` is a ``replay_case`` result (per evaluation: update, simulated time,
     loss, accuracy, parameter norm and digest) or any ``algorithms.History`` (the same
     without norm and digest; the final parameters' digest when it kept them). The file
     also records the versions of jax, jaxlib, numpy and stalesim and the platform.
 
-    The comparison is bit for bit when the platform and the jax and jaxlib versions
-    match the recorded ones; otherwise it falls back to ``rtol`` (default 1e-5) on the
-    numbers, skips the digests, and warns ``GoldenFallbackWarning``. A mismatch raises
+    The comparison is bit for bit when the platform, the jax and jaxlib versions and the
+    CPU (model, vector extensions, XLA's math mode; ``scenarios.experiments.machine``) match the
+    recorded ones; otherwise it falls back to ``rtol`` (default 1e-5) on the numbers,
+    skips the digests, and says so in one line (printed to stderr, warned as
+    ``GoldenFallbackWarning`` and repeated by the pytest plugin's summary): what differs,
+    the tolerance and the largest relative difference found. A mismatch raises
     ``AssertionError`` naming the first differing update and metric, both values, and
     both sets of versions. Only ``path`` is written (through ``path`` + ``.part``,
     renamed).
@@ -140,6 +193,10 @@ def assert_golden(history, path, rtol: Optional[float] = None) -> GoldenCheck:
     path = Path(path)
     if path.suffix != ".json":
         raise GoldenError(f"golden {path}: the path must end in .json")
+    if not _updating() and not path.exists() and missing_mode() == "fail":
+        raise AssertionError(f"golden {path}: missing, and missing goldens fail here (--golden-missing=fail, the "
+                             f"default when CI is set); record it where CI is unset (or with --update-golden) and "
+                             f"commit it")
     if _updating() or not path.exists():
         _write_golden(history, path)
         return GoldenCheck(path, "recorded")
@@ -147,7 +204,8 @@ def assert_golden(history, path, rtol: Optional[float] = None) -> GoldenCheck:
     names, rows = _rows(history)
     inner = history
     recorded, now = data["recorded_with"], versions()
-    exact = all(recorded.get(k) == now[k] for k in ("platform", "jax", "jaxlib"))
+    why = _why_not_exact(recorded, now)
+    exact = not why
     tolerance = DEFAULT_RTOL if rtol is None else float(rtol)
     where = (f"recorded with {_describe_versions(recorded)}; now {_describe_versions(now)}")
     if data["metrics"] != names:
@@ -161,7 +219,7 @@ def assert_golden(history, path, rtol: Optional[float] = None) -> GoldenCheck:
         first = _first_difference([names[j] for j in keep], [[r[j] for j in keep] for r in data["evaluations"]],
                                   [[r[j] for j in keep] for r in rows],
                                   close=lambda a, b: math.isclose(a, b, rel_tol=tolerance, abs_tol=0.0))
-        how = f"within rtol {tolerance:g} (fell back from bit for bit: platform or JAX version differs)"
+        how = f"within rtol {tolerance:g} (fell back from bit for bit: {', '.join(why)})"
     if first is not None:
         i, metric, a, b = first
         rows_at = data["evaluations"] if i < len(data["evaluations"]) else rows
@@ -181,7 +239,11 @@ def assert_golden(history, path, rtol: Optional[float] = None) -> GoldenCheck:
                                  f"{final!r}, now {params_digest(inner.params)!r}; compared bit for bit; {where}; "
                                  f"{_HOW}")
     if not exact:
-        warnings.warn(GoldenFallbackWarning(f"golden {path}: compared within rtol {tolerance:g}, not bit for bit "
-                                            f"({where})"), stacklevel=2)
-        return GoldenCheck(path, "rtol", tolerance)
+        largest, at = _largest_difference(names, data["evaluations"], rows)
+        line = (f"golden {path}: {', '.join(why)}; compared within rtol {tolerance:g}, not bit for bit; largest "
+                f"relative difference {largest:.3g}" + (f" ({at})" if largest else "") + f"; {where}")
+        FALLBACKS.append((path, line))
+        print(f"stalesim: {line}", file=sys.stderr)
+        warnings.warn(GoldenFallbackWarning(line), stacklevel=2)
+        return GoldenCheck(path, "rtol", tolerance, largest)
     return GoldenCheck(path, "exact")

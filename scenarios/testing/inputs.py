@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-
 
 _NUM_WORKERS, _OTHER_NUM_WORKERS = 5, 7  # neither is a dimension of the canonical parameters
 
@@ -11,7 +12,6 @@ _NUM_WORKERS, _OTHER_NUM_WORKERS = 5, 7  # neither is a dimension of the canonic
 def canonical_params():
     """The parameters ``check_rule`` updates: a nested dict of float32 arrays, shapes
     (3, 2), (2,) and () (no dimension is 5 or 7, the worker counts it uses)."""
-    import jax.numpy as jnp
 
     rng = np.random.default_rng(7)
     return {"layer": {"b": jnp.zeros((2,), jnp.float32),
@@ -22,8 +22,6 @@ def canonical_params():
 def _inputs(params, num_steps: int, num_workers: int):
     """Per step: (worker, staleness, grad, backup). Workers come in rounds, each a
     permutation of all workers (what a barrier expects)."""
-    import jax
-    import jax.numpy as jnp
 
     rng = np.random.default_rng(11)
     workers = np.concatenate([rng.permutation(num_workers) for _ in range(-(-num_steps // num_workers))])

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .case_files import _workload_arrays
+import jax
+import jax.numpy as jnp
+import optax
+
+from algorithms import Problem
+from scenarios.testing.case_files import _workload_arrays
 
 
 def _hash_indices(seed, worker, step, batch: int, n: int):
     """``batch`` sample indices in [0, n), a pure integer hash of (seed, worker, step):
     the same on every JAX version (no ``jax.random``)."""
-    import jax.numpy as jnp
 
     u = jnp.uint32
     h = (jnp.asarray(seed).astype(u) * u(0x9E3779B1) ^ jnp.asarray(worker).astype(u) * u(0x85EBCA77)
@@ -25,7 +29,6 @@ def _hash_indices(seed, worker, step, batch: int, n: int):
 
 
 def _lsq_loss(w, batch):
-    import jax.numpy as jnp
 
     x, y = batch
     return jnp.mean((x @ w - y) ** 2)
@@ -37,13 +40,11 @@ def _lsq_batch(data, seed, worker, step):
 
 
 def _mlp_logits(params, x):
-    import jax.numpy as jnp
 
     return jnp.tanh(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
 
 
 def _mlp_loss(params, batch):
-    import optax
 
     x, y = batch
     return optax.softmax_cross_entropy_with_integer_labels(_mlp_logits(params, x), y).mean()
@@ -57,10 +58,7 @@ def _mlp_batch(data, seed, worker, step):
 @lru_cache(maxsize=None)
 def case_problem(workload: str):
     """The ``algorithms.Problem`` of a workload (``""``: least squares, ``"-mlp"``)."""
-    import jax
-    import jax.numpy as jnp
 
-    from algorithms import Problem
 
     a = {k: jnp.asarray(v) for k, v in _workload_arrays().items()}
     if workload == "":
@@ -76,7 +74,6 @@ def case_problem(workload: str):
     @jax.jit
     def eval_mlp(params):
         logits = _mlp_logits(params, data[0])
-        import optax
         return {"loss": optax.softmax_cross_entropy_with_integer_labels(logits, data[1]).mean(),
                 "accuracy": jnp.mean(jnp.argmax(logits, axis=1) == data[1])}
     params0 = {k: a[f"mlp_{k}"] for k in ("w1", "b1", "w2", "b2")}

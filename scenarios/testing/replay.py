@@ -6,18 +6,18 @@ import hashlib
 import math
 from dataclasses import dataclass, field, fields
 
+import jax
 import numpy as np
 
+from algorithms import replay
 from algorithms.history import History
-
-from .case_files import CaseError, _split, case_trace, cases
-from .factories import Factory, _base_label, _build, _resolve
-from .problems import case_problem
+from scenarios.testing.case_files import CaseError, _split, case_trace, cases
+from scenarios.testing.factories import Factory, _base_label, _build, _resolve
+from scenarios.testing.problems import case_problem
 
 
 def params_digest(params) -> str:
     """A short sha256 digest of a parameter pytree: every leaf's dtype, shape and bytes."""
-    import jax
 
     h = hashlib.sha256()
     for leaf in jax.tree_util.tree_leaves(params):
@@ -28,7 +28,6 @@ def params_digest(params) -> str:
 
 
 def _params_norm(params) -> float:
-    import jax
 
     return float(math.sqrt(sum(float(np.sum(np.square(np.asarray(x, np.float64))))
                                for x in jax.tree_util.tree_leaves(params))))
@@ -40,19 +39,19 @@ def _fit(rule, name: str, label: str) -> None:
         fitting = [c for c in cases() if _steps_fit(rule, c)]
         raise CaseError(
             f"case {name}: its policy {trace.policy!r} makes one step per {trace.gradients_per_version} "
-            f"gradient(s), but rule {label} has gradients_per_step {rule.gradients_per_step!r}; cases that fit "
+            f"gradient(s), but rule {label} has gradients_per_version {rule.gradients_per_version!r}; cases that fit "
             f"this rule: {', '.join(fitting) or 'none'}")
 
 
 def _steps_fit(rule, name: str) -> bool:
     trace = case_trace(name)
-    needs = rule.gradients_per_step if rule.gradients_per_step is not None else trace.num_workers
+    needs = rule.gradients_per_version if rule.gradients_per_version is not None else trace.num_workers
     return needs == trace.gradients_per_version
 
 
 def fits(factory: Factory, name: str, base="sgd") -> bool:
     """Whether case ``name``'s policy fits the rule ``factory(base)`` builds (a barrier
-    needs ``gradients_per_step=None``, ``buffered:K`` needs K, the others 1)."""
+    needs ``gradients_per_version=None``, ``buffered:K`` needs K, the others 1)."""
     _split(name)
     return _steps_fit(_build(_resolve(factory), base), name)
 
@@ -80,7 +79,6 @@ def replay_case(factory: Factory, name: str = "fifo-4", base="sgd", *, seed: int
     made = _resolve(factory)
     rule = _build(made, base)
     _fit(rule, name, made.label)
-    from algorithms import replay
 
     problem = case_problem(workload)
     norms, digests = [], []

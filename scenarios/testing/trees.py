@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
 def _paths(tree, prefix: str):
-    import jax
 
     leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
     return [prefix + jax.tree_util.keystr(p) for p, _ in leaves], [x for _, x in leaves], treedef
@@ -42,7 +43,6 @@ def _distance(a, b, before=None) -> float:
     difference relative to the largest change the update made (``|a - before|``), with
     4 units of the last place of the leaf's magnitude forgiven; ``inf`` for another
     dtype, shape, NaN or inf pattern, or any difference in an integer leaf."""
-    import jax.numpy as jnp
 
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype != b.dtype or a.shape != b.shape:

@@ -1,0 +1,1 @@
+"""The experiment pipeline: configuration, named experiments, tuning, carrying out runs, and their results."""

@@ -1,0 +1,130 @@
+"""Estimating a command's wall time before running it (``--dry-run``): one short calibration run per kind of run, on this machine."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import jax.monitoring
+
+from scenarios.experiments.execute import execute
+from scenarios.experiments.pool import compile_groups, pending, processes_for
+from scenarios.experiments.tuning import resolve, tuning_runs
+
+_COMPILE_SECONDS: list = []  # [seconds] once counting has started in this process
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling with XLA (JAX's monitoring events), counted
+    from the first call on."""
+    if not _COMPILE_SECONDS:
+
+        _COMPILE_SECONDS.append(0.0)
+
+        def on_event(event, duration, **kwargs):
+            if event.startswith("/jax/core/compile/"):
+                _COMPILE_SECONDS[0] += duration
+        jax.monitoring.register_event_duration_secs_listener(on_event)
+    return _COMPILE_SECONDS[0]
+
+
+def cost_key(run) -> tuple:
+    """What a run's time per update depends on: the rule, the base optimizer and the shape
+    of the problem (model, data, cluster); not its seed, learning rate or length."""
+    c = run.config
+    return (run.algorithm, run.base, c.dataset, c.model, c.workers, c.batch_size, c.eval_every)
+
+
+@dataclass
+class Calibration:
+    """Per ``cost_key``: seconds of XLA compilation (once per group of runs that share a
+    compiled replay) and seconds per applied update (training, evaluation at the run's own
+    ``eval_every``, trace simulation)."""
+
+    compile_seconds: dict
+    per_update: dict
+
+    def seconds(self, runs, groups) -> float:
+        """Estimated seconds for ``runs`` in one process; ``groups``: the runs grouped by
+        what they compile (``pool.compile_groups``)."""
+        return (sum(self.compile_seconds[cost_key(group[0])] for group in groups)
+                + sum(self.per_update[cost_key(r)] * r.config.updates for r in runs))
+
+
+def calibrate(runs, data_dir=None, log=print) -> Calibration:
+    """One short run (``2 x eval_every`` updates, at least 100, at most the run's own) per
+    ``cost_key`` of ``runs``, after a warm-up run that loads the data as a real command
+    does; the compilation time JAX reports is taken apart from the time per update."""
+
+    compile_seconds()  # counting starts
+    first = runs[0]
+    execute(replace(first, config=replace(first.config, updates=min(first.config.updates, 20)),
+                    seed=first.seed + 10_000), data_dir=data_dir, trace_dir=None)
+    kinds = {}
+    for run in runs:
+        kinds.setdefault(cost_key(run), run)
+    compilation, per_update = {}, {}
+    for k, (key, run) in enumerate(kinds.items()):
+        n = min(run.config.updates, max(100, 2 * run.config.eval_every))
+        compiled, started = compile_seconds(), time.perf_counter()
+        execute(replace(run, config=replace(run.config, updates=n), seed=run.seed + 10_001 + k),
+                data_dir=data_dir, trace_dir=None)
+        elapsed, compiling = time.perf_counter() - started, compile_seconds() - compiled
+        compilation[key] = compiling
+        per_update[key] = max(elapsed - compiling, 1e-3) / n
+        c = run.config
+        log(f"  calibration {run.algorithm}-{run.base} ({c.dataset} {c.model}, {c.workers} workers, batch "
+            f"{c.batch_size}, evaluated every {c.eval_every}): {1 / per_update[key]:,.0f} updates/s, "
+            f"compilation {compiling:.1f} s")
+    return Calibration(compilation, per_update)
+
+
+def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Path] = None, force: bool = False,
+            shipped: Optional[Path] = None, explicit=frozenset(), log=print) -> None:
+    """The grid, the learning rates it would use and an estimated wall time: one short run per
+    kind of run (algorithm, base, problem shape) on this machine (``estimate.calibrate``),
+    scaled to every run still to do (finished runs in ``out`` are skipped, as a real run would);
+    with several processes, a range from perfect sharing to none."""
+
+    runs = resolve(runs, explicit=explicit, grids=grids, shipped=shipped, log=log)
+    tuning = [r for entries in tuning_runs(runs, grids, tuning_seeds).values() for _, r in entries] if grids else []
+    everything = tuning + runs
+    cells = len({(r.config, r.algorithm, r.base) for r in runs})
+    log(f"grid: {len(runs)} reported runs ({cells} cells x {len(runs) // max(1, cells)} seeds)"
+          + (f" + {len(tuning)} tuning runs" if tuning else ""))
+    if not grids:
+        rates = {}
+        for r in runs:
+            for o in r.origins:
+                rates.setdefault((r.algorithm, r.base), set()).add(f"{o.field}={getattr(r.config, o.field):g} "
+                                                                   f"({o.source})")
+        log("learning rates: " + "; ".join(f"{a} on {b}: {', '.join(sorted(v))}" for (a, b), v in rates.items()))
+    done, todo = pending(tuning + ([] if grids else runs), out, force) if out is not None else ({}, everything)
+    if grids:
+        todo = todo + runs  # their tuned values are known only after tuning
+    if done:
+        log(f"already finished in {out}: {len(done)} runs (skipped; --force recomputes them)")
+    if not todo:
+        log("nothing to do: every run is finished (nothing was run)")
+        return
+    log(f"to do: {len(todo)} runs, {sum(r.config.updates for r in todo):,} applied updates in all")
+    log("calibration on this machine (one short run per algorithm, base and problem shape):")
+    calibration = calibrate(todo, data_dir, log=log)
+    processes = processes_for(jobs, todo)
+    one = calibration.seconds(todo, compile_groups(todo))
+    where = f"--jobs {jobs} ({processes} process{'es' if processes > 1 else ''})"
+    if processes == 1:
+        log(f"estimated wall time with {where}: {_duration(one)} (nothing was run; drop --dry-run to run)")
+    else:
+        log(f"estimated wall time with {where}: between {_duration(one / processes)} (processes that never "
+              f"slow each other) and {_duration(one)} (one process); they share the memory bandwidth "
+              f"(nothing was run; drop --dry-run to run)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 600:
+        return f"{seconds / 60:.0f} min"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"

@@ -1,0 +1,66 @@
+"""Carry out one run: its workload, its trace, its rule, the replay, and its result."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import jax
+
+from algorithms import Base, registry, replay
+from scenarios.experiments.catalogue import RunSpec
+from scenarios.experiments.cluster import policy_for, trace_for
+from scenarios.experiments.outcomes import metrics_of
+from scenarios.experiments.provenance import machine, versions
+from scenarios.experiments.results import RunResult
+from scenarios.workloads.data import provenance
+from scenarios.workloads.workload import dataset, workload
+from sim import summarize
+
+
+def rule_for(algorithm: str, base: str, cfg):
+    """The server rule of ``algorithm`` on the base optimizer ``base`` with this configuration:
+    one rule object per (algorithm, base, learning rate, momentum, workers, the algorithm's
+    hyperparameters) in a process (``Algorithm.rule`` caches it on those values), so the
+    replay engine compiles once for every seed of it instead of once per run."""
+    return registry.get(algorithm).rule(Base(base, cfg.learning_rate(base), cfg.momentum), cfg.workers, cfg.to_dict())
+
+
+def resolve_mode(cfg) -> str:
+    """``auto``: one compiled loop per run of ops for the MLP and the CNN (whose convolutions
+    are matrix products), one jitted call per op for the ResNet: XLA's CPU convolutions ran
+    about 20x slower inside a compiled loop (measured, see benchmarks/README.md)."""
+    if cfg.mode != "auto":
+        return cfg.mode
+    return "loop" if cfg.model == "resnet" else "scan"
+
+
+def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> RunResult:
+    """Carry out one run and return its result (not yet written)."""
+
+    cfg = run.config
+    wl = workload(cfg, data_dir)
+    files = provenance(dataset(cfg.dataset, data_dir).files)
+    params0 = wl.model.init(jax.random.PRNGKey(run.seed))
+    model_bytes = float(sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params0)))
+    trace = trace_for(cfg, run.algorithm, run.seed, trace_dir, wl.num_classes, model_bytes)
+    rule = rule_for(run.algorithm, run.base, cfg)
+    started = time.perf_counter()
+    history = replay(trace, rule, wl.problem(params0, run.split), eval_every=cfg.eval_every, seed=run.seed,
+                     mode=resolve_mode(cfg))
+    wall = time.perf_counter() - started
+    summary = summarize(trace)
+    summary.pop("idle_time_per_worker", None)
+    metrics = metrics_of(history, cfg, wl.num_classes)
+    return RunResult(
+        run=run.label, key=run.key, algorithm=run.algorithm, base=run.base, seed=run.seed,
+        axis=run.axis, axis_value=getattr(cfg, run.axis) if run.axis else None,
+        policy=policy_for(run.algorithm, cfg), config=cfg.to_dict(), split=run.split, tuned=dict(run.tuned),
+        hyperparameters={o.field: o.record(cfg) for o in run.origins},
+        **metrics,
+        updates_replayed=history.updates_replayed, wall_time=wall,
+        updates_per_second=history.updates_replayed / wall if wall > 0 else None,
+        history=history.to_records(), trace=summary, versions=versions(),
+        provenance={"data": {"dataset": cfg.dataset, "files": files}, "machine": machine()})
+

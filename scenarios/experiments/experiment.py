@@ -1,0 +1,62 @@
+"""Carry out a planned experiment or a sweep: claim its folder, lock it, write its manifest, tune or apply shipped values, run what is missing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from scenarios.errors import ConfigError
+from scenarios.experiments.lock import FolderLock
+from scenarios.experiments.memory import sweep_field
+from scenarios.experiments.plan import Plan, check_runs, claim_folder
+from scenarios.experiments.pool import BACKENDS
+from scenarios.experiments.results import RunResult, write_json_atomic
+from scenarios.experiments.sweep import Sweep, run_sweep
+from scenarios.experiments.tuning import run_protocol
+
+
+def carry_out(plan: Plan, *, log=print, invocation: Optional[dict] = None) -> list[RunResult]:
+    """Run a planned experiment into ``plan.out`` (finished runs are kept); the reported results."""
+    claim_folder(plan.out, plan.options.identity, plan.options.force)
+    with FolderLock(plan.out):
+        log(f"{plan.scenario.name}: {len(plan.runs)} reported runs -> {plan.out}")
+        started = time.perf_counter()
+        results = run_protocol(
+            plan.runs, plan.out, grids=plan.grids, tuning_seeds=plan.tuning_seeds,
+            shipped=plan.scenario.shipped_tuning, explicit=plan.options.explicit,
+            planned=lambda reported: write_json_atomic(plan.out / "experiment.json", plan.manifest(reported)),
+            data_dir=plan.options.data_dir, force=plan.options.force, jobs=plan.jobs, invocation=invocation, log=log)
+        log(f"finished in {time.perf_counter() - started:.0f} s")
+    return results
+
+
+def check_sweep(sweep: Sweep, *, backend: str = "local", data_dir=None) -> list:
+    """Everything a sweep can be refused for, before any work; its runs."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    runs = sweep.runs()
+    check_runs(runs, data_dir, label=sweep_field)
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401 - optional: only its presence is checked here
+        except ImportError:
+            raise ConfigError("--backend ray: Ray is not installed; install it with pip install 'stalesim[ray]'") from None
+    return runs
+
+
+def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="auto", address: Optional[str] = None,
+                    data_dir=None, force: bool = False, log=print, invocation: Optional[dict] = None) -> list[RunResult]:
+    """Run a sweep into ``out`` (finished runs are kept); the reported results."""
+    check_sweep(sweep, backend=backend, data_dir=data_dir)
+    identity = {"sweep": str(sweep.path)}
+    claim_folder(out, identity, force)
+
+    def manifest(reported):
+        write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,
+                                                    "identity": identity, "spec": str(sweep.path),
+                                                    "axes": sweep.axes, "runs": [r.dirname for r in reported]})
+
+    with FolderLock(out):
+        return run_sweep(sweep, out, planned=manifest, backend=backend, jobs=jobs, address=address,
+                         data_dir=data_dir, force=force, invocation=invocation, log=log)

@@ -1,0 +1,204 @@
+"""Carry out many runs: skip finished ones, run the rest in this process, local processes or on Ray, write each result.
+
+Every command that runs experiments (``run``, ``reproduce``, ``sweep``) goes through
+``run_many``: it skips runs already finished in the output folder (same key), carries
+out the rest in this process, a local process pool (``jobs``) or on Ray, and writes
+each result as it arrives. The numbers do not depend on where a run was carried out.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Optional
+
+import jax
+
+from scenarios.errors import ConfigError
+from scenarios.experiments.catalogue import RunSpec
+from scenarios.experiments.execute import execute
+from scenarios.experiments.progress import Progress
+from scenarios.experiments.results import RunResult, load_result, write_result
+
+BACKENDS = ("local", "ray")
+
+
+AUTO = "auto"  # --jobs auto: see processes_for
+
+
+AUTO_MIN_UPDATES = 20_000  # less work than this is carried out in this process under --jobs auto
+
+
+def cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def processes_for(jobs, todo: list) -> int:
+    """Local processes for the runs ``todo``: ``jobs`` itself when it is a number, or for
+    ``"auto"`` one per CPU core, at most one per group of runs sharing a compiled replay
+    (``compile_groups``), and this process alone when the runs total fewer than
+    ``AUTO_MIN_UPDATES`` applied updates (a worker process spends about 3 s starting,
+    importing JAX and reading the data), or when JAX computes on an accelerator. XLA runs
+    one replay on about one CPU core, so separate processes are how a run of many replays
+    uses the machine; results are the same for every number of processes."""
+    if jobs != AUTO:
+        return max(1, min(int(jobs), len(todo)))
+    if sum(run.config.updates for run in todo) < AUTO_MIN_UPDATES or accelerator():
+        return 1
+    return max(1, min(cores(), len(compile_groups(todo))))
+
+
+def accelerator() -> bool:
+    """Whether JAX computes on a GPU or TPU here: then ``--jobs auto`` keeps one process,
+    since each process would claim most of the device's memory."""
+
+    return jax.default_backend() != "cpu"
+
+
+def pending(runs: list[RunSpec], out: Path, force: bool) -> tuple[dict, list[RunSpec]]:
+    """Runs already finished in ``out`` (by key) and the runs still to do."""
+    done, todo = {}, []
+    for run in runs:
+        path = out / "runs" / run.dirname / "result.json"
+        existing = None if force else load_result(path)
+        if existing is None and path.exists() and not force:
+            raise ConfigError(f"--out {out}: {path.relative_to(out)} is unreadable (corrupt, or not a stalesim "
+                              "result); remove it, or use --force to recompute every run")
+        if existing is not None and existing.key != run.key:
+            raise ConfigError(f"--out {out}: {path.relative_to(out)} holds another run (key {existing.key}); "
+                              "remove it, or use --force to recompute every run")
+        if existing is not None:
+            done[run.key] = existing
+        else:
+            todo.append(run)
+    return done, todo
+
+
+def _order_for_trace_reuse(runs: list[RunSpec]) -> list[RunSpec]:
+    """Runs sharing a cluster shape and seed next to each other, so the first simulates
+    the trace and the others find it in the cache."""
+    return sorted(runs, key=lambda r: (r.seed, sorted(r.config.to_dict().items()), r.algorithm, r.base))
+
+
+def _task(run: RunSpec, data_dir, trace_dir) -> RunResult:
+    """What a worker process does: one run, its result returned (the caller writes it)."""
+    use_compilation_cache()
+    return execute(run, data_dir=data_dir, trace_dir=Path(trace_dir) if trace_dir else None)
+
+
+def _group_task(runs: list[RunSpec], data_dir, trace_dir) -> list[RunResult]:
+    """What a worker process of the local pool does: runs that share a compiled replay."""
+    return [_task(run, data_dir, trace_dir) for run in runs]
+
+
+def compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The runs, in their order, grouped by what their replay compiles for (algorithm,
+    base, configuration: every field but the seed), so that one process compiles it once
+    for all its seeds."""
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault((run.algorithm, run.base, run.config), []).append(run)
+    return list(groups.values())
+
+
+COMPILATION_CACHE_ENV = "STALESIM_COMPILATION_CACHE"
+
+
+def use_compilation_cache() -> Optional[str]:
+    """Opt-in: with ``STALESIM_COMPILATION_CACHE=DIR`` in the environment, JAX keeps every
+    compiled program in ``DIR`` (its persistent compilation cache), so later processes,
+    ``--jobs`` workers included, load it instead of compiling again. The numbers are the
+    same either way. Returns the folder, or None when the variable is unset or empty."""
+    folder = os.environ.get(COMPILATION_CACHE_ENV, "").strip()
+    if not folder:
+        return None
+
+    folder = str(Path(folder).expanduser().resolve())
+    if jax.config.jax_compilation_cache_dir != folder:
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
+def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = False, jobs: int | str = 1,
+             backend: str = "local", address: Optional[str] = None, log=print,
+             invocation: Optional[dict] = None) -> list[RunResult]:
+    """Carry out every run not already finished in ``out``; results in the order of ``runs``.
+
+    ``invocation`` (the command line and the overrides) is recorded in each result's
+    provenance. ``jobs``: local processes, a number or ``"auto"`` (``processes_for``)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    use_compilation_cache()
+    done, todo = pending(runs, out, force)
+    jobs = processes_for(jobs, todo) if todo else 1
+    where = f"{jobs} processes" if backend == "local" and jobs > 1 else ("ray" if backend == "ray" else "in process")
+    log(f"{len(runs)} runs, {len(done)} already finished, {len(todo)} to do ({where})")
+    progress = Progress(len(runs), log)
+    for run in runs:
+        if run.key in done:
+            progress.kept(run.label)
+    results = dict(done)
+    trace_dir = str(out / "traces")
+
+    def finished(run: RunSpec, result: RunResult):
+        if invocation:
+            result.provenance["invocation"] = invocation
+        write_result(out / "runs" / run.dirname, result)
+        results[run.key] = result
+        progress.finished(result)
+
+    if todo:
+        if backend == "ray":
+            _run_ray(todo, address, data_dir, trace_dir, finished)
+        else:
+            _run_local(_order_for_trace_reuse(todo) if jobs > 1 else todo, jobs, data_dir, trace_dir, finished)
+    return [results[r.key] for r in runs]
+
+
+def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None:
+
+    if jobs == 1:
+        for run in todo:
+            finished(run, _task(run, data_dir, trace_dir))
+        return
+    groups = compile_groups(todo)
+    # JAX must not be forked once initialised: spawn fresh worker processes; each carries out
+    # whole groups, so a replay is compiled once per group rather than once per run
+    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_group_task, group, data_dir, trace_dir): group for group in groups}
+        for future in as_completed(futures):
+            for run, result in zip(futures[future], future.result()):
+                finished(run, result)
+
+
+def _run_ray(todo, address, data_dir, trace_dir, finished: Callable) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--backend ray: Ray is not installed; install it with "
+                          "pip install 'stalesim[ray]' (or pip install ray)") from None
+    started_here = not ray.is_initialized()
+    # stalesim is made for offline machines: no usage report unless the user asks for one
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(_task)
+        refs = {task.remote(run, data_dir, trace_dir): run for run in todo}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                finished(refs.pop(ref), ray.get(ref))
+    finally:
+        if started_here:
+            ray.shutdown()
+

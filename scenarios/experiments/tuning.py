@@ -1,0 +1,390 @@
+"""Tuning on seeds that are never reported: each cell's candidates run on tuning seeds, scored on validation.
+
+A *cell* is one (configuration at an axis value, algorithm, base) of an experiment's
+grid. ``--tune FIELD=V1,V2,...`` gives each cell its candidates; every candidate runs
+on the tuning seeds (``TUNING_SEED + i``, disjoint from the reported seeds
+``0 .. seeds-1``), evaluated on the validation split held out of the training set
+(never on the test set). The winner has the highest mean, over the tuning seeds, of its
+final validation accuracy (the mean of the last ``final_evals`` evaluations); a
+candidate with a failed or diverged tuning run cannot win. The reported seeds then run
+at the winner, and their result.json records it as ``"tuned"``.
+
+``lr`` stands for the cell's own base learning rate (``lr_sgd``, ``lr_momentum`` or
+``lr_adam``), and a value ``xF`` is F times the configured value, so one grid serves
+every base: ``--tune lr=x0.1,x0.3,x1,x3,x10``.
+
+Tuning runs are runs like any other (keyed, resumable, under ``DIR/runs``); every
+candidate is one row of ``DIR/tuning.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+
+from algorithms import BASES, registry
+from scenarios.errors import ConfigError
+from scenarios.experiments.catalogue import RunSpec
+from scenarios.experiments.config import FIELDS, from_dict
+from scenarios.experiments.pool import run_many
+from scenarios.experiments.results import write_text_atomic
+
+TUNING_SEED = 1000  # tuning seeds are 1000, 1001, ...: never a reported seed
+TUNING_COLUMNS = ("algorithm", "base", "axis", "axis_value", "tuned_at", "field", "value", "tuning_seed", "validation_accuracy",
+                  "outcome", "chosen")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """``--tune FIELD=V1,V2,...``: a field (or ``lr``) and its candidate values (``xF`` = F times the configured)."""
+
+    field: str
+    values: tuple
+
+    def resolve(self, config, base: str, algorithm: str) -> Optional[tuple[str, list]]:
+        """The configuration field and values this grid means for a cell, or None when the
+        cell does not read the field (another base's learning rate, another algorithm's
+        hyperparameter)."""
+        name = f"lr_{base}" if self.field == "lr" else self.field
+        if name.startswith("lr_") and name != f"lr_{base}":
+            return None
+        declared = {h.name for a in registry.ALGORITHMS.values() for h in a.hyperparameters}
+        if name in declared and name not in {h.name for h in registry.get(algorithm).hyperparameters}:
+            return None
+        spec = FIELDS[name].spec
+        values = []
+        for v in self.values:
+            if isinstance(v, str) and v.startswith("x"):
+                product = float(f"{float(v[1:]) * getattr(config, name):.6g}")  # 0.1 x 0.1 is 0.01, not 0.010000000000000002
+                value = spec.check(f"--tune {self.field}", product, ConfigError)
+            else:
+                value = spec.parse(f"--tune {self.field}", v, ConfigError) if isinstance(v, str) else \
+                    spec.check(f"--tune {self.field}", v, ConfigError)
+            values.append(value)
+        return name, values
+
+
+def parse_tune(items, option: str = "--tune") -> tuple[Grid, ...]:
+    """``["lr=x0.1,x1,x10", "gsgm_k=1,5"]`` -> grids; one error line for a bad one."""
+    grids = []
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        if not sep or not name or not values:
+            raise ConfigError(f"{option}: expected FIELD=V1,V2,..., got {item!r}")
+        grids.append(_checked(option, name, values))
+    if len({g.field for g in grids}) != len(grids):
+        raise ConfigError(f"{option}: each field at most once")
+    return tuple(grids)
+
+
+def grids_from_table(table: dict, option: str = "sweep tune") -> tuple[Grid, ...]:
+    """A sweep file's ``[tune]`` table: ``lr = ["x0.1", "x1", "x10"]``."""
+    grids = []
+    for name, values in table.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{option}.{name}: must be a non-empty list of values")
+        grids.append(_checked(f"{option}.{name}", name, tuple(str(v) if isinstance(v, str) else v for v in values)))
+    return tuple(grids)
+
+
+def _checked(option, name, values) -> Grid:
+    """A grid whose every value the field allows; each error line names ``option`` and the field."""
+    if name != "lr" and name not in FIELDS:
+        raise ConfigError(f"{option}: unknown field {name!r}; allowed: lr (the base's learning rate) or any "
+                          "configuration field (docs/configuration.md)")
+    for v in values:
+        if isinstance(v, str) and v.startswith("x"):
+            try:
+                factor = float(v[1:])
+            except ValueError:
+                raise ConfigError(f"{option} {name}: {v!r} is not a factor like x0.3") from None
+            if not factor > 0 or factor == float("inf"):
+                raise ConfigError(f"{option} {name}: a factor must be a finite number > 0, got {v!r}")
+    grid = Grid(name, values)
+    # check the values against the field now, before any work
+    probe = FIELDS["lr_sgd" if name == "lr" else name].spec
+    where = f"{option} {name}" if option == "--tune" else option  # a sweep's option already names the field
+    for v in values:
+        if not (isinstance(v, str) and v.startswith("x")):
+            probe.parse(where, v, ConfigError) if isinstance(v, str) else probe.check(where, v, ConfigError)
+    return grid
+
+
+def cell_of(run: RunSpec) -> tuple:
+    return (run.config, run.algorithm, run.base, run.axis)
+
+
+def candidates(run: RunSpec, grids) -> list[tuple]:
+    """Every candidate of a cell: tuples of (field, value) pairs, in grid order."""
+    axes = [g.resolve(run.config, run.base, run.algorithm) for g in grids]
+    axes = [a for a in axes if a is not None]
+    return [tuple(zip([name for name, _ in axes], combo)) for combo in itertools.product(*(v for _, v in axes))]
+
+
+def tuning_runs(reported: list[RunSpec], grids, tuning_seeds: int) -> dict[tuple, list[tuple[tuple, RunSpec]]]:
+    """Per cell: every (candidate, tuning run)."""
+    plan: dict[tuple, list] = {}
+    for run in reported:
+        cell = cell_of(run)
+        if cell in plan:
+            continue
+        plan[cell] = [(cand, RunSpec(replace(run.config, **dict(cand)).validate(), run.algorithm, run.base,
+                                     TUNING_SEED + i, run.axis, split="validation", tuned=cand,
+                                     origins=tuple(Origin(name, "candidate") for name, _ in cand)))
+                      for cand in candidates(run, grids) for i in range(tuning_seeds)]
+    return plan
+
+
+def choose(entries: list[tuple[tuple, object]]) -> Optional[tuple]:
+    """The winning candidate of one cell from its (candidate, result) pairs, or None if
+    every candidate had a failed or diverged tuning run."""
+    scores: dict[tuple, list] = {}
+    for cand, result in entries:
+        scores.setdefault(cand, []).append(result)
+    best, best_score = None, -np.inf
+    for cand, results in scores.items():  # grid order: the first of equals wins
+        if any(r.outcome != "converged" for r in results):
+            continue
+        score = float(np.mean([r.final_accuracy for r in results]))
+        if score > best_score:
+            best, best_score = cand, score
+    return best
+
+
+def apply(reported: list[RunSpec], chosen: dict[tuple, Optional[tuple]]) -> list[RunSpec]:
+    """The reported runs at their cell's values tuned here (unchanged where nothing was chosen)."""
+    out = []
+    for run in reported:
+        cand = chosen.get(cell_of(run))
+        if cand:
+            here = {name for name, _ in cand}
+            origins = tuple(Origin(o.field, "tuned here") if o.field in here else o for o in run.origins)
+            origins += tuple(Origin(name, "tuned here") for name in here - {o.field for o in run.origins})
+            run = replace(run, config=replace(run.config, **dict(cand)).validate(), tuned=cand, origins=origins)
+        out.append(run)
+    return out
+
+
+def tuning_csv(plan, results: dict, chosen: dict) -> str:
+    """One row per candidate value and tuning seed; ``# tuned_at KEY: CONFIG`` lines name each
+    configuration tuned at (``tuned_at_key``), so the file can be shipped as it is."""
+    buf = io.StringIO()
+    configs = {}
+    for (config, *_), entries in plan.items():
+        exclude = LEARNING_RATES + tuple(name for cand, _ in entries for name, _ in cand)
+        configs[tuned_at_key(config, exclude)] = config
+    for key, config in configs.items():
+        buf.write(f"# tuned_at {key}: {json.dumps(config.to_dict(), sort_keys=True)}\n")
+    writer = csv.writer(buf)
+    writer.writerow(TUNING_COLUMNS)
+    for cell, entries in plan.items():
+        config, algorithm, base, axis = cell
+        key = tuned_at_key(config, LEARNING_RATES + tuple(name for cand, _ in entries for name, _ in cand))
+        for cand, run in entries:
+            r = results[run.key]
+            for name, value in cand:
+                writer.writerow([algorithm, base, axis or "", getattr(run.config, axis) if axis else "", key, name,
+                                 value, run.seed, "" if r.final_accuracy is None else r.final_accuracy, r.outcome,
+                                 cand == chosen.get(cell)])
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------ where each value comes from
+SOURCES = ("configured", "user", "shipped", "tuned here", "candidate")
+LEARNING_RATES = tuple(f"lr_{base}" for base in BASES)
+
+
+class Origin(NamedTuple):
+    """Where one tuned field of a run got its value: ``configured`` (the scenario's or the
+    default), ``user`` (``--set``, an option, a sweep's set or axis: never replaced),
+    ``shipped`` (a committed tuning run at this very configuration), ``tuned here``, or
+    ``candidate`` (a tuning run's own value)."""
+
+    field: str
+    source: str
+    tuned_at: Optional[object] = None  # shipped: the ExperimentConfig the value was tuned at
+    file: str = ""  # shipped: the tuning file it came from
+
+    def record(self, config) -> dict:
+        """What result.json keeps: the value, its source and, for shipped values, where they were tuned."""
+        out = {"value": getattr(config, self.field), "source": self.source}
+        if self.tuned_at is not None:
+            out["tuned_at"] = {"file": self.file, "key": tuned_at_key(self.tuned_at),
+                               "config": self.tuned_at.to_dict()}
+        return out
+
+
+def tuned_at_key(config, exclude: tuple = LEARNING_RATES) -> str:
+    """A hash of every configuration field but the tuned ones (and the other bases' learning
+    rates, which a cell does not read): a shipped value applies only where this matches."""
+    values = {k: v for k, v in config.to_dict().items() if k not in exclude}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def tuned_fields(run: RunSpec, grids=()) -> tuple[str, ...]:
+    """The fields the protocol tunes in a run's cell: its base's learning rate, and each grid's field."""
+    names = [f"lr_{run.base}"]
+    for g in grids:
+        resolved = g.resolve(run.config, run.base, run.algorithm)
+        if resolved and resolved[0] not in names:
+            names.append(resolved[0])
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class ShippedTuning:
+    """A committed tuning.csv: the values it chose, each keyed by the configuration it was tuned at."""
+
+    path: Path
+    configs: dict  # tuned_at key -> the ExperimentConfig tuned at
+    chosen: dict  # (algorithm, base, key) -> {field: value}
+    fields: tuple  # the fields it tuned
+
+    def key(self, config) -> str:
+        return tuned_at_key(config, LEARNING_RATES + self.fields)
+
+    def value(self, run: RunSpec, name: str):
+        """The value shipped for this run's cell and configuration, or None."""
+        return self.chosen.get((run.algorithm, run.base, self.key(run.config)), {}).get(name)
+
+    def nearest(self, config) -> tuple[object, list[str]]:
+        """The configuration tuned at that differs from ``config`` in the fewest fields, and those fields."""
+        mine = config.to_dict()
+        best, best_diff = None, None
+        for other in self.configs.values():
+            diff = [k for k, v in other.to_dict().items()
+                    if k not in LEARNING_RATES + self.fields and mine.get(k) != v]
+            if best_diff is None or len(diff) < len(best_diff):
+                best, best_diff = other, diff
+        return best, best_diff or []
+
+
+def read_shipped(path: Path) -> ShippedTuning:
+    """A tuning.csv with its ``# tuned_at`` lines (``tuning_csv``); one error line if it has none."""
+
+    lines = path.read_text().splitlines()
+    configs = {}
+    for line in lines:
+        if line.startswith("# tuned_at "):
+            key, _, text = line.removeprefix("# tuned_at ").partition(": ")
+            configs[key] = from_dict(json.loads(text))
+    if not configs:
+        raise ConfigError(f"{path}: no '# tuned_at KEY: CONFIG' lines, so the configuration its values were tuned "
+                          "at is unknown; re-run the tuning with --tune to write it")
+    chosen: dict = {}
+    fields = []
+    for row in csv.DictReader(line for line in lines if not line.startswith("#")):
+        if row["field"] not in fields:
+            fields.append(row["field"])
+        if row["chosen"] == "True":
+            spec = FIELDS[row["field"]].spec
+            chosen.setdefault((row["algorithm"], row["base"], row["tuned_at"]), {})[row["field"]] = \
+                spec.parse(row["field"], row["value"], ConfigError)
+    table = ShippedTuning(path, configs, chosen, tuple(f for f in fields if f not in LEARNING_RATES))
+    stale = sorted(k for k in configs if table.key(configs[k]) != k)
+    if stale:
+        raise ConfigError(f"{path}: tuned_at {stale[0]} does not match its configuration's hash; the file was edited "
+                          "by hand or written by another stalesim version: re-run the tuning with --tune")
+    return table
+
+
+def resolve(reported: list[RunSpec], *, explicit=frozenset(), grids=(), shipped: Optional[Path] = None,
+            log=print) -> list[RunSpec]:
+    """Each reported run with the origin of each tuned field (``Origin``): the user's value is
+    kept; without ``grids``, a shipped value applies where it was tuned at this run's
+    configuration; otherwise the configured value stays, and one line says so."""
+    table = read_shipped(shipped) if shipped is not None and shipped.is_file() and not grids else None
+    out, configured, used = [], {}, 0
+    for run in reported:
+        origins, values = [], {}
+        for name in tuned_fields(run, grids):
+            value = table.value(run, name) if table is not None and name not in explicit else None
+            if name in explicit:
+                origins.append(Origin(name, "user"))
+            elif value is None:
+                origins.append(Origin(name, "configured"))
+                configured.setdefault(name, set()).add(getattr(run.config, name))
+            else:
+                key = table.key(run.config)
+                origins.append(Origin(name, "shipped", table.configs[key], _shown(table.path)))
+                values[name] = value
+        if values:
+            used += 1
+            run = replace(run, config=replace(run.config, **values).validate(), tuned=tuple(sorted(values.items())))
+        out.append(replace(run, origins=tuple(origins)))
+    if table is not None and used:
+        log(f"using the tuned values shipped in {_shown(table.path)} where they were tuned at the run's "
+            f"configuration ({used} of {len(out)} runs; --tune default redoes the tuning)")
+    for name in sorted(f for f in explicit if any(o.field == f for r in out for o in r.origins)):
+        log(f"{name}: yours ({', '.join(sorted({_value(getattr(r.config, name)) for r in out}))}), kept"
+            + (" (tuning starts from it)" if grids else "; no tuned value replaces it"))
+    if configured and not grids:
+        values = ", ".join(f"{k}={'/'.join(_value(v) for v in sorted(vs))}" for k, vs in sorted(configured.items()))
+        if table is None:
+            why = "no tuned values are shipped for this experiment"
+        else:
+            nearest, diff = table.nearest(next(r.config for r in out if any(o.source == "configured"
+                                                                              for o in r.origins)))
+            mine = next(r.config for r in out if any(o.source == "configured" for o in r.origins))
+            why = (f"the shipped values ({_shown(table.path)}) were tuned at another configuration ("
+                   + ", ".join(f"{k} {_value(getattr(nearest, k))} -> {_value(getattr(mine, k))}" for k in diff[:4])
+                   + (", ..." if len(diff) > 4 else "") + ")")
+        log(f"note: running at the configured {values}, not tuned for this configuration: {why}; "
+            "--tune default (or --tune lr=x0.1,x1,x10) tunes them here")
+    return out
+
+
+def _shown(path: Path) -> str:
+    here = Path(__file__).resolve().parents[1]
+    try:
+        return f"scenarios/{path.resolve().relative_to(here)}"
+    except ValueError:
+        return str(path)
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def tune(reported: list[RunSpec], out: Path, grids, tuning_seeds: int, *, log=print, **options) -> list[RunSpec]:
+    """Run every cell's candidates on the tuning seeds, write ``out/tuning.csv``, and return the
+    reported runs at each cell's winner (``choose``)."""
+    plan = tuning_runs(reported, grids, tuning_seeds)
+    tuning = [run for entries in plan.values() for _, run in entries]
+    log(f"tuning: {len(plan)} cells x {len(tuning) // max(1, len(plan))} candidate runs "
+        f"on tuning seeds {TUNING_SEED}..{TUNING_SEED + tuning_seeds - 1}, scored on validation")
+    results = {r.key: r for r in run_many(tuning, out, log=log, **options)}
+    chosen = {cell: choose([(cand, results[run.key]) for cand, run in entries]) for cell, entries in plan.items()}
+    write_text_atomic(out / "tuning.csv", tuning_csv(plan, results, chosen))
+    for (cfg, algorithm, base, axis), cand in chosen.items():
+        where = f" at {axis}={getattr(cfg, axis)}" if axis else ""
+        log(f"tuned {algorithm} on {base}{where}: " + (", ".join(f"{k}={_value(v)}" for k, v in cand)
+                                                       if cand else "no candidate converged; configured value kept"))
+    return apply(reported, chosen)
+
+
+def run_protocol(reported: list[RunSpec], out: Path, *, grids=(), tuning_seeds: int = 2,
+                 shipped: Optional[Path] = None, explicit=frozenset(), log=print,
+                 planned: Optional[Callable] = None, **options) -> list:
+    """Resolve each tuned field (``resolve``), tune (when ``grids`` are given), then carry out the
+    reported runs; ``planned(runs)`` is called with the reported runs as soon as they are known
+    (the manifest), ``options`` go to ``pool.run_many``. Returns the reported results."""
+    reported = resolve(reported, explicit=explicit, grids=grids, shipped=shipped, log=log)
+    if planned:
+        planned(reported)
+    if grids:
+        reported = tune(reported, out, grids, tuning_seeds, log=log, **options)
+        if planned:
+            planned(reported)
+    log("reported runs:")
+    return run_many(reported, out, log=log, **options)

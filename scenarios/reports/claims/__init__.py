@@ -1,0 +1,83 @@
+"""The paper's claims judged from saved results: claim records built by the rules, then rendered as docs/claims.md.
+
+    stalesim claims [--results DIR] [--out FILE]
+
+reads ``DIR/fmnist``, ``DIR/scale``, ``DIR/noniid`` and ``DIR/sweep-stability`` (each
+written by ``stalesim reproduce`` or ``stalesim sweep``), judges each claim by its rule
+(``rules``) into a ``Claim`` record (``records``): the paper's words, the runs it rests
+on, the paired comparisons with their intervals and Holm-adjusted p-values, the verdict
+and the rule's sentence; and prints the records as Markdown (``rendering``) to ``FILE``
+(default ``DIR/claims.md``; the committed docs/claims.md is ``--results docs/claims-data
+--out docs/claims.md``). A corrupt experiment.json or result.json is refused, naming
+the file. ``verdicts()`` returns the records' verdicts, for the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from scenarios.experiments.catalogue import SCENARIOS
+from scenarios.reports.claims.data import (
+    Tuning,
+    at_axis,
+    load,
+    read_tuning,
+    shared,
+    source,
+)
+from scenarios.reports.claims.records import Claim, Report
+from scenarios.reports.claims.rendering import render
+from scenarios.reports.claims.rules import (
+    claim_cifar,
+    claim_dcasgd,
+    claim_noniid,
+    claim_scale,
+    claim_stability,
+)
+
+PLANNED_SEEDS = 10  # issue 21: the seeds the next runs will have
+EXPERIMENTS = ("fmnist", "scale", "noniid", "sweep-stability")
+
+__all__ = ["Claim", "Report", "claim_dcasgd", "claim_noniid", "claim_scale", "claim_stability", "markdown",
+           "report", "verdicts"]
+
+
+def tuning_file(root: Path, name: str) -> Optional[Path]:
+    """The folder's own tuning.csv (it was tuned there), else the scenario's shipped one."""
+    own = root / name / "tuning.csv"
+    if own.is_file():
+        return own
+    return SCENARIOS[name].shipped_tuning if name in SCENARIOS else None
+
+
+def report(root: Path) -> Report:
+    """Every claim judged from the results under ``root``, with the sources and shared runs."""
+    root = Path(root)
+    results = {name: load(root / name) for name in EXPERIMENTS}
+    tunings = {name: read_tuning(tuning_file(root, name)) if name in SCENARIOS else Tuning() for name in EXPERIMENTS}
+    fmnist, scale, noniid, sweep = (results[name] for name in EXPERIMENTS)
+    claims = (claim_stability(fmnist, tunings["fmnist"]), claim_scale(scale, sweep, tunings["scale"]),
+              claim_noniid(noniid, tunings["noniid"]), claim_dcasgd(fmnist), claim_cifar())
+    reference = next((r.config for r in fmnist if r.split == "test"), None)
+    shares = []
+    for name in ("scale", "noniid"):
+        axis = next((r.axis for r in results[name] if r.axis), None)
+        if reference is not None and axis in reference:
+            common = shared("fmnist", fmnist, f"{name} at {axis} = {reference[axis]}",
+                            at_axis(results[name], reference[axis]))
+            if common.common:
+                shares.append(common)
+    sources = tuple(source(n, results[n], tunings[n]) for n in EXPERIMENTS)
+    seeds = [len(s.seeds) for s in sources if s.name != "sweep-stability" and s.seeds]  # the judged experiments
+    return Report(str(root), claims, sources, tuple(shares), min(seeds) if seeds else 0, PLANNED_SEEDS)
+
+
+def markdown(root: Path) -> str:
+    """docs/claims.md from the results under ``root``."""
+    return render(report(root))
+
+
+def verdicts(root: Path) -> list[tuple[str, str]]:
+    """(claim, verdict) pairs from the claim records, for the README."""
+    return report(root).verdicts()

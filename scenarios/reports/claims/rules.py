@@ -1,0 +1,373 @@
+"""The rules: each of the paper's claims judged from results into a Claim record, its rule sentence what the code tests.
+
+Every comparison is paired over seeds (seeds are blocks: every algorithm of an
+experiment runs on the same seeds and, within a policy, the same trace): a per-seed
+difference or ratio, a 95% t-interval over seeds, and the paired t-test's p-value,
+Holm-adjusted across the comparisons one verdict rests on. A comparison *supports* a
+claim when its interval lies on the claim's side of 0 and its adjusted p-value is below
+0.05 (``Comparison.sign``). Identical configurations (identical histories) count once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Optional
+
+from algorithms import registry
+from scenarios.experiments.results import RunResult
+from scenarios.reports.claims.data import (
+    Cell,
+    Tuning,
+    axis_values,
+    cells,
+    equal_time,
+    strongest,
+    validation_score,
+)
+from scenarios.reports.claims.records import (
+    DIFFERENCE,
+    GAIN,
+    LEVEL,
+    NOT_REPRODUCED,
+    NOT_TESTABLE,
+    REPRODUCED,
+    Basis,
+    Claim,
+    Comparison,
+    Part,
+    Table,
+    adjusted,
+    gain,
+    judge,
+)
+from scenarios.reports.stats import estimate, paired_difference, paired_ratio
+
+PAPER_STABILITY_GAIN = 0.20  # "raises training stability by about 20%"
+PAPER_CIFAR100_GAIN = 0.37  # "on CIFAR-100 ... stability improves by 37%"
+
+TITLES = {
+    "stability": "GSGM raises training stability by about 20% with a slight accuracy gain (Fashion-MNIST, 10 nodes)",
+    "scale": "With 30 nodes only GSGM converges well (against ASGD and DC-ASGD)",
+    "noniid": "GSGM is robust to the degree of non-IID data",
+    "dcasgd": "DC-ASGD-a is more accurate than ASGD (DC-ASGD's own claim, Zheng et al. 2017)",
+    "cifar": f"The same on CIFAR-10 (10 nodes), and +{100 * PAPER_CIFAR100_GAIN:.0f}% stability on CIFAR-100",
+}
+WORDS = {  # the paper's words (abstracts of arXiv 1902.07848 and the 2022 journal version; docs/gsgm.md)
+    "stability": "On Fashion-MNIST and CIFAR-10, GSGM applied to popular optimization algorithms raises training "
+                 f"stability by about {100 * PAPER_STABILITY_GAIN:.0f}%, with a slight accuracy gain.",
+    "scale": "With 30 computing nodes, only GSGM converges well, against ASGD and DC-ASGD.",
+    "noniid": "GSGM is robust to different degrees of non-IID data.",
+    "dcasgd": "DC-ASGD (Zheng et al., ICML 2017): delay compensation makes asynchronous SGD more accurate than ASGD.",
+    "cifar": "On CIFAR-100, with more nodes and so a sparser data distribution, stability improves by "
+             f"{100 * PAPER_CIFAR100_GAIN:.0f}%.",
+}
+NO_TUNING = Tuning()  # no tuning file: no strongest baseline can be chosen
+STABILITY_GAIN = "stability gain, 1 − std GSGM / std baseline"
+ACCURACY = "final accuracy, GSGM − baseline"
+
+
+def _keys(results: list[RunResult]) -> tuple[str, ...]:
+    return tuple(sorted(r.key for r in results if r.split == "test"))
+
+
+def _merged(all_cells: list[Cell]) -> tuple[str, ...]:
+    return tuple(c.name for c in all_cells if len(c.members) > 1)
+
+
+def _words(c: Comparison) -> str:
+    """"larger than / smaller than / consistent with the paper's 20%", from the gain's interval."""
+    e = c.estimate
+    paper = f"the paper's {100 * PAPER_STABILITY_GAIN:.0f}%"
+    if e.low is None:
+        return f"no interval to compare with {paper}"
+    if e.low > PAPER_STABILITY_GAIN:
+        return f"larger than {paper}"
+    if e.high < PAPER_STABILITY_GAIN:
+        return f"smaller than {paper}"
+    return f"consistent with {paper}"
+
+
+def stability_pair(subject: str, mine: Cell, theirs: Cell, axis_value=None, where: str = "") -> tuple[Comparison, ...]:
+    """Stability gain (on the log ratio of accuracy stds) and final-accuracy difference of two cells, paired by seed."""
+    ratio = paired_ratio(mine.values("accuracy_std", axis_value), theirs.values("accuracy_std", axis_value))
+    return (Comparison(subject, STABILITY_GAIN, GAIN, gain(ratio), above=f"GSGM is steadier{where}",
+                       below=f"GSGM is less steady{where}"),
+            Comparison(subject, ACCURACY, DIFFERENCE,
+                       paired_difference(mine.values("final_accuracy", axis_value),
+                                         theirs.values("final_accuracy", axis_value)),
+                       above=f"GSGM is more accurate{where}", below=f"GSGM is less accurate{where}"))
+
+
+def _cell_table(all_cells: list[Cell], tuning: Tuning, best: Optional[Cell], axis_value=None) -> Table:
+    rows = []
+    for c in all_cells:
+        score = validation_score(c, tuning, axis_value)
+        rows.append((c.name + (" (strongest baseline)" if c is best else ""),
+                     "—" if score is None else f"{100 * score:.1f}", c.outcome_counts(axis_value),
+                     estimate(c.converged_values("final_accuracy", axis_value)),
+                     estimate(c.converged_values("accuracy_std", axis_value))))
+    return Table(("configuration", "validation acc. (%), tuning seeds", "outcomes", "final acc. (%)", "acc. std (%)"),
+                 tuple(rows), "Validation accuracy: the chosen learning rate's score on the tuning seeds, from "
+                              f"`{tuning.label or 'no tuning file'}`; it alone picks the strongest baseline. The "
+                              "other columns: reported seeds, mean ± 95% half-width over converged runs.")
+
+
+# ---------------------------------------------------------------------- 1. stability on Fashion-MNIST
+STABILITY_RULE = (
+    "*reproduced* when, for every distinct GSGM configuration, the stability gain over the strongest baseline lies "
+    "above 0 (its 95% interval above 0 and its Holm-adjusted p-value below {level}) and the final-accuracy "
+    "difference is not significantly negative (not: interval below 0 with adjusted p below {level}); *partly* when "
+    "that holds for some configurations; *not reproduced* when it holds for none and some gain or accuracy "
+    "difference is significantly negative; *not resolved* otherwise. The size is then set against the paper's "
+    "{paper}%: *larger than* when the whole interval lies above it, *smaller than* when below, else *consistent "
+    "with*. The stability gain is 1 − std_GSGM / std_baseline with the ratio taken seed by seed: its estimate is "
+    "the geometric mean of the per-seed ratios, its interval a t-interval on the per-seed log ratios mapped back "
+    "(so the ratio's interval stays positive and the gain's stays below 100%)."
+    " The strongest baseline is the baseline whose tuned learning rate scored highest on the validation split of "
+    "the tuning seeds, never on the reported seeds.")
+ACCURACY_RULE = (
+    "*reproduced* when GSGM's final accuracy is higher than the strongest baseline's for every distinct GSGM "
+    "configuration (interval above 0, Holm-adjusted p below {level}); *partly* for some; *not reproduced* when "
+    "none is higher and some is significantly lower; *not resolved* when no difference is significant either way.")
+
+
+def claim_stability(results: list[RunResult], tuning: Tuning = NO_TUNING) -> Claim:
+    """Fashion-MNIST, 10 nodes: stability up by about 20%, with a slight accuracy gain."""
+    rule = STABILITY_RULE.format(level=LEVEL, paper=f"{100 * PAPER_STABILITY_GAIN:.0f}")
+    all_cells = cells(results)
+    methods = [c for c in all_cells if c.is_method]
+    best = strongest(all_cells, tuning)
+    basis = (Basis("fmnist", "stalesim reproduce fmnist", _keys(results), _merged(all_cells), tuning.label),)
+    if not methods or best is None:
+        why = "no GSGM runs" if not methods else "no baseline with a validation score from its tuning runs"
+        return Claim(TITLES["stability"], WORDS["stability"], NOT_TESTABLE, rule, f"Not judged: {why}.", basis,
+                     notes=tuning.edges)
+    family = adjusted([c for m in methods for c in stability_pair(f"{m.name} vs {best.name}", m, best)])
+    gains, accs = family[0::2], family[1::2]
+    verdict = judge([g.sign() > 0 and a.sign() >= 0 for g, a in zip(gains, accs)],
+                    [g.sign() < 0 or a.sign() < 0 for g, a in zip(gains, accs)])
+    clear = sum(g.estimate.low is not None and g.estimate.low > 0 for g in gains)
+    outcome = "; ".join(f"{g.subject}: stability gain {g.value_text()} ({_words(g)}; {g.reading()}), accuracy "
+                        f"{a.value_text()} ({a.reading()})" for g, a in zip(gains, accs)) + "."
+    outcome += (f" {clear} of {len(gains)} gains have their 95% interval above 0; "
+                f"{sum(g.sign() > 0 for g in gains)} stay significant after Holm's adjustment across the "
+                f"{len(family)} comparisons.")
+    accuracy = judge([a.sign() > 0 for a in accs], [a.sign() < 0 for a in accs])
+    part = Part("a slight accuracy gain", accuracy, ACCURACY_RULE.format(level=LEVEL),
+                "; ".join(f"{a.subject}: {a.value_text()}, {a.reading()}" for a in accs) + ".")
+    findings = []
+    for m in methods:
+        horizon, mine, theirs = equal_time(m, best)
+        findings.append(Comparison(f"{m.name} vs {best.name}", f"accuracy at equal simulated time ({horizon:.0f} s), "
+                                   "GSGM − baseline", DIFFERENCE, paired_difference(mine, theirs),
+                                   above="GSGM is more accurate at equal time",
+                                   below="GSGM is less accurate at equal time"))
+    return Claim(TITLES["stability"], WORDS["stability"], verdict, rule, outcome, basis, family, (part,),
+                 adjusted(findings), tables=(_cell_table(all_cells, tuning, best),),
+                 notes=(("Equal simulated time: the white list makes fast nodes wait, so GSGM needs more simulated "
+                         "time for the same updates; the finding compares both where the faster one's runs ended."),)
+                 + _edge_note(tuning))
+
+
+def _edge_note(tuning: Tuning) -> tuple[str, ...]:
+    if not tuning.edges:
+        return ()
+    return ("Tuned at the edge of the grid (a wider grid might move these): " + "; ".join(tuning.edges) + ".",)
+
+
+# ---------------------------------------------------------------------- 2. 30 nodes
+SCALE_RULE = (
+    "*reproduced* only when, at the largest cluster of the tuned `scale` runs ({top} nodes), every distinct GSGM "
+    "configuration converges in every seed and some baseline fails or diverges in some seed; *not reproduced* "
+    "otherwise. Every node count is looked at: GSGM's other advantages (accuracy, steadiness) are findings of their "
+    "own, each paired over seeds against that node count's strongest baseline (chosen on validation scores), "
+    "Holm-adjusted across all the findings; they do not make the claim. The stability sweep (untuned learning "
+    "rates, fewer seeds) is reported beside it, not judged.")
+
+
+def claim_scale(results: list[RunResult], sweep: list[RunResult], tuning: Tuning = NO_TUNING) -> Claim:
+    """With 30 nodes only GSGM converges well (ASGD and DC-ASGD do not)."""
+    values = axis_values(results)
+    all_cells = cells(results)
+    basis = (Basis("scale", "stalesim reproduce scale", _keys(results), _merged(all_cells), tuning.label),
+             Basis("sweep-stability", "stalesim sweep stability", _keys(sweep), _merged(cells(sweep))))
+    methods = [c for c in all_cells if c.is_method]
+    if not values or not methods:
+        return Claim(TITLES["scale"], WORDS["scale"], NOT_TESTABLE, SCALE_RULE.format(top="—"),
+                     "Not judged: no GSGM runs over a node-count axis.", basis)
+    top = values[-1]
+    baselines = [c for c in all_cells if not c.is_method and c.at(top)]
+    gsgm_ok = all(m.all_converged(top) for m in methods)
+    failing = [c for c in baselines if not c.all_converged(top)]
+    verdict = REPRODUCED if gsgm_ok and failing else NOT_REPRODUCED
+    outcome = (f"At {top} nodes: {'; '.join(f'{m.name} {m.outcome_counts(top)}' for m in methods)}; baselines that "
+               f"failed or diverged in some seed: {', '.join(c.name for c in failing) or 'none'}.")
+    rows, findings, notes = [], [], []
+    for v in values:
+        for c in all_cells:
+            if c.at(v):
+                rows.append((v, c.name, c.outcome_counts(v), estimate(c.converged_values("final_accuracy", v)),
+                             estimate(c.converged_values("accuracy_std", v))))
+        best = strongest(all_cells, tuning, v)
+        fails = [c.name for c in all_cells if not c.is_method and c.at(v) and not c.all_converged(v)]
+        notes.append(f"At {v} nodes: {'; '.join(f'{m.name} {m.outcome_counts(v)}' for m in methods)}; baselines "
+                     f"that failed or diverged in some seed: {', '.join(fails) or 'none'}; strongest baseline on "
+                     f"validation: {best.name if best else 'none scored'}.")
+        if best is not None:
+            findings += [c for m in methods
+                         for c in stability_pair(f"{v} nodes: {m.name} vs {best.name}", m, best, v, f" at {v} nodes")]
+    tables = [Table(("nodes", "configuration", "outcomes", "final acc. (%)", "acc. std (%)"), tuple(rows),
+                    f"Dataset: {results[0].config['dataset']} (the paper: CIFAR-100); speed assignment "
+                    f"`{results[0].config['speed_assignment']}`.")]
+    if sweep:
+        tables.append(stability_region(sweep))
+        notes += region_notes(sweep)
+    return Claim(TITLES["scale"], WORDS["scale"], verdict, SCALE_RULE.format(top=top), outcome, basis,
+                 findings=adjusted(findings), finding_notes=tuple(notes), tables=tuple(tables),
+                 notes=_edge_note(tuning))
+
+
+def _region(results: list[RunResult]) -> dict:
+    """(algorithm, base, nodes) -> {learning rate: (converged seeds, seeds)} from the stability sweep."""
+    region = defaultdict(list)
+    for r in results:
+        region[(r.algorithm, r.base, r.config["workers"], r.config[f"lr_{r.base}"])].append(r.outcome == "converged")
+    rows = defaultdict(dict)
+    for (algorithm, base, workers, lr), ok in region.items():
+        rows[(algorithm, base, workers)][lr] = (sum(ok), len(ok))
+    return rows
+
+
+def _width(lrs: list[float]) -> float:
+    return max(lrs) / min(lrs) if lrs else 0.0
+
+
+def _converging(by_lr: dict) -> list[float]:
+    return sorted(lr for lr, (c, n) in by_lr.items() if c == n)
+
+
+def stability_region(results: list[RunResult]) -> Table:
+    """Per algorithm and cluster size, the learning rates at which every seed of the sweep converged."""
+    rows = []
+    for (algorithm, base, workers), by_lr in sorted(_region(results).items(),
+                                                    key=lambda kv: (kv[0][2], registry.order(kv[0][0]))):
+        ok = _converging(by_lr)
+        rows.append((f"{registry.display_name(algorithm)} on {base}", workers,
+                     ", ".join(f"{lr:g}" for lr in ok) or "none", f"{_width(ok):.0f}x" if ok else "none",
+                     f"{sum(c for c, _ in by_lr.values())}/{sum(n for _, n in by_lr.values())}"))
+    seeds = sorted({r.seed for r in results})
+    return Table(("algorithm", "nodes", "converging learning rates (every seed)", "width", "converged runs"),
+                 tuple(rows), f"Stability region (the `stability` sweep, {len(seeds)} seeds per rate, untuned): "
+                              "the learning rates at which every seed converged.")
+
+
+def region_notes(results: list[RunResult]) -> list[str]:
+    """Per cluster size: GSGM's converging range against the widest baseline's."""
+    by_nodes = defaultdict(dict)
+    for (algorithm, base, workers), by_lr in _region(results).items():
+        by_nodes[workers][(algorithm, base)] = _converging(by_lr)
+    notes = []
+    for workers, ranges in sorted(by_nodes.items()):
+        mine = {k: v for k, v in ranges.items() if k[0] == "gsgm"}
+        theirs = {k: v for k, v in ranges.items() if k[0] != "gsgm"}
+        if not mine or not theirs:
+            continue
+        widest = max(theirs, key=lambda k: _width(theirs[k]))
+        width = max(_width(v) for v in mine.values())
+        relation = "wider than" if width > _width(theirs[widest]) else \
+            "as wide as" if width == _width(theirs[widest]) else "narrower than"
+        notes.append(f"Sweep at {workers} nodes: GSGM's converging range ({width:.0f}x) is {relation} the widest "
+                     f"baseline's ({registry.display_name(widest[0])} on {widest[1]}, "
+                     f"{_width(theirs[widest]):.0f}x).")
+    return notes
+
+
+# ---------------------------------------------------------------------- 3. non-IID degree
+NONIID_RULE = (
+    "GSGM's drop (final accuracy at {iid} classes per node, IID, minus at {sparse}) is compared with every distinct "
+    "baseline's, seed by seed: *reproduced* when GSGM drops less than every baseline (the difference of drops below "
+    "0: interval below 0, Holm-adjusted p below {level}); *partly* when less than some; *not reproduced* when less "
+    "than none and more than some; *not resolved* when no difference is significant either way.")
+
+
+def claim_noniid(results: list[RunResult], tuning: Tuning = NO_TUNING) -> Claim:
+    """GSGM is robust to the degree of non-IID data."""
+    values = axis_values(results)
+    all_cells = cells(results)
+    basis = (Basis("noniid", "stalesim reproduce noniid", _keys(results), _merged(all_cells)),)
+    methods = [c for c in all_cells if c.is_method]
+    baselines = [c for c in all_cells if not c.is_method]
+    if len(values) < 2 or not methods or not baselines:
+        return Claim(TITLES["noniid"], WORDS["noniid"], NOT_TESTABLE,
+                     NONIID_RULE.format(iid="—", sparse="—", level=LEVEL),
+                     "Not judged: fewer than two non-IID degrees, or no GSGM or no baseline.", basis)
+    sparse, iid = values[0], values[-1]
+
+    def drops(c: Cell) -> dict:
+        a, b = c.values("final_accuracy", iid), c.values("final_accuracy", sparse)
+        return {s: None if a.get(s) is None or b.get(s) is None else a[s] - b[s] for s in a}
+
+    rows = []
+    for c in all_cells:
+        drop = Comparison(c.name, "drop", DIFFERENCE, paired_difference(c.values("final_accuracy", iid),
+                                                                        c.values("final_accuracy", sparse)))
+        rows.append((c.name,) + tuple(estimate(c.converged_values("final_accuracy", v)) for v in values) + (drop,))
+    family = adjusted([Comparison(f"{m.name} vs {b.name}", "drop from IID, GSGM − baseline", DIFFERENCE,
+                                  paired_difference(drops(m), drops(b)), above="GSGM drops more",
+                                  below="GSGM drops less")
+                       for m in methods for b in baselines])
+    verdict = judge([c.sign() < 0 for c in family], [c.sign() > 0 for c in family])
+    outcome = "; ".join(f"{c.subject}: {c.value_text()}, {c.reading()}" for c in family) + "."
+    columns = tuple(f"{v} class{'' if v == 1 else 'es'}/node (%)" for v in values)
+    table = Table(("configuration",) + columns + ("drop from IID (points)",),
+                  tuple(rows), "Final accuracy, mean ± 95% half-width over converged seeds; the drop is paired by "
+                               "seed, with its 95% interval.")
+    return Claim(TITLES["noniid"], WORDS["noniid"], verdict, NONIID_RULE.format(iid=iid, sparse=sparse, level=LEVEL),
+                 outcome, basis, family, tables=(table,), notes=_edge_note(tuning))
+
+
+# ---------------------------------------------------------------------- 4. DC-ASGD-a against ASGD
+DCASGD_PAIRS = (("dcasgd-a", "asgd"), ("dcasgd-a-server", "asgd-server"))
+DCASGD_RULE = (
+    "in each distinct pair (DC-ASGD-a and ASGD with the same base and the same place for the optimizer state, on "
+    "the same seeds and traces) the final-accuracy difference is paired by seed: *reproduced* when DC-ASGD-a is "
+    "better in every pair (interval above 0, Holm-adjusted p below {level}); *partly* in some; *not reproduced* "
+    "when better in none and worse in some; *not resolved* when no difference is significant either way.")
+
+
+def claim_dcasgd(results: list[RunResult]) -> Claim:
+    """DC-ASGD's own claim: DC-ASGD-a is more accurate than ASGD (Zheng et al. 2017)."""
+    all_cells = cells(results)
+    of = {m: c for c in all_cells for m in c.members}
+    pairs = []  # (DC-ASGD-a cell, ASGD cell), each distinct pair of configurations once
+    for dc, plain in DCASGD_PAIRS:
+        for (algorithm, base), c in of.items():
+            other = of.get((plain, base))
+            if algorithm == dc and other is not None and not any(d is c and a is other for d, a in pairs):
+                pairs.append((c, other))
+    rule = DCASGD_RULE.format(level=LEVEL)
+    basis = (Basis("fmnist", "stalesim reproduce fmnist", _keys(results), _merged(all_cells)),)
+    if not pairs:
+        return Claim(TITLES["dcasgd"], WORDS["dcasgd"], NOT_TESTABLE, rule,
+                     "Not judged: no DC-ASGD-a and ASGD pair on the same base.", basis)
+    family = adjusted([Comparison(f"{d.name} vs {a.name}", "final accuracy, DC-ASGD-a − ASGD", DIFFERENCE,
+                                  paired_difference(d.values("final_accuracy"), a.values("final_accuracy")),
+                                  above="DC-ASGD-a is more accurate", below="DC-ASGD-a is less accurate")
+                       for d, a in pairs])
+    verdict = judge([c.sign() > 0 for c in family], [c.sign() < 0 for c in family])
+    lows = [c.estimate.low for c in family if c.estimate.low is not None]
+    highs = [c.estimate.high for c in family if c.estimate.high is not None]
+    outcome = (f"{sum(c.sign() > 0 for c in family)} of {len(family)} pairs significantly better, "
+               f"{sum(c.sign() < 0 for c in family)} significantly worse"
+               + (f"; the intervals span {100 * min(lows):+.1f} to {100 * max(highs):+.1f} points" if lows else "")
+               + ".")
+    return Claim(TITLES["dcasgd"], WORDS["dcasgd"], verdict, rule, outcome, basis, family)
+
+
+# ---------------------------------------------------------------------- 5. CIFAR
+def claim_cifar() -> Claim:
+    return Claim(TITLES["cifar"], WORDS["cifar"], NOT_TESTABLE,
+                 "a claim is judged only from runs on its own dataset.",
+                 "The CIFAR archives are not on this machine (`stalesim data fetch` gets them) and a CPU needs hours "
+                 "per scenario; these claims were not run.",
+                 (Basis("cifar10, scale with CIFAR-100", "stalesim reproduce cifar10 / scale with CIFAR"),))

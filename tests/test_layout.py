@@ -1,0 +1,125 @@
+"""The packages' shape: sim is JAX-free, algorithms imports only sim's contract, plain
+package imports, one line per rule file, docstrings that ``help`` shows, old names warn."""
+
+import ast
+import re
+import subprocess
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import jax.numpy as jnp
+import pytest
+
+import algorithms
+from algorithms import Rule, asgd, buffered, dcasgd, gsgm, registry, ssgd, staleness_aware_asgd
+from algorithms.declaration import Algorithm, Base
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_importing_sim_does_not_import_jax():
+    code = "import sim, sim.events, sim.checks, sys; assert 'jax' not in sys.modules, 'sim imported jax'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_algorithms_imports_only_sims_trace_contract_and_checks():
+    for path in sorted((ROOT / "algorithms").glob("*.py")):
+        of_sim = {m for m in _imported_modules(path) if m == "sim" or m.startswith("sim.")}
+        assert of_sim <= {"sim.events", "sim.checks"}, path.name
+
+
+def test_the_package_is_plain_imports_with_one_list():
+    assert type(algorithms) is types.ModuleType and not hasattr(algorithms, "__getattr__")
+    assert all(not isinstance(getattr(algorithms, name), types.ModuleType) for name in algorithms.__all__)
+    assert {"asgd", "dcasgd", "gsgm", "replay", "replay_seeds", "ReplayError", "Rule", "make_rule"} <= set(
+        algorithms.__all__)
+    assert callable(algorithms.asgd) and callable(algorithms.buffered)  # the functions, not their modules
+
+
+def test_the_registry_collects_the_rule_modules_in_order():
+    declared = [p.stem for p in (ROOT / "algorithms").glob("*.py") if "\nALGORITHMS = (" in p.read_text()]
+    assert sorted(declared) == sorted(registry.RULE_MODULES)
+    collected = [a.name for m in registry.RULE_MODULES
+                 for a in sys.modules[f"algorithms.{m}"].ALGORITHMS]
+    assert list(registry.ALGORITHMS) == collected
+
+
+def test_the_readme_recipe_for_a_new_algorithm_builds_a_rule():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Adding an algorithm"):readme.index("## Testing your own variant")]
+    assert "RULE_MODULES" in section
+    source = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    module = types.ModuleType("algorithms.my_rule")
+    module.__package__ = "algorithms"
+    exec(compile(source, "README: algorithms/my_rule.py", "exec"), module.__dict__)  # noqa: S102
+    (declared,) = module.ALGORITHMS
+    assert isinstance(declared, Algorithm)
+    rule = declared.rule(Base("sgd", 0.1), 2, {})
+    params, _ = rule.update(rule.init(jnp.ones(3), 2), jnp.ones(3), jnp.ones(3), worker=0, staleness=0,
+                            backup=jnp.ones(3))
+    assert params.tolist() == pytest.approx([0.95] * 3)
+
+
+@pytest.mark.parametrize("factory", [asgd, dcasgd, gsgm, buffered, ssgd, staleness_aware_asgd])
+def test_help_shows_the_update_rule_and_args(factory):
+    doc = factory.__doc__
+    assert "Args:" in doc and ("<-" in doc or "=" in doc)
+    if factory is not ssgd:
+        assert "Reference" in doc
+    assert "Args" not in sys.modules[factory.__module__].__doc__
+
+
+def test_registered_names_are_explicit_about_optimizer_state():
+    momentum = Base("momentum", 0.1, 0.9)
+    w, g = jnp.array([1.0, 2.0]), jnp.array([1.0, -1.0])
+
+    def two_workers(rule):
+        state = rule.init(w, 2)
+        p, state = rule.update(state, w, g, worker=0, staleness=0, backup=w)
+        p, state = rule.update(state, p, g, worker=1, staleness=0, backup=w)
+        return p.tolist()
+
+    per_worker = two_workers(asgd(base=momentum.optimizer(), optimizer_state="worker"))
+    server = two_workers(asgd(base=momentum.optimizer()))
+    assert per_worker != server
+    assert two_workers(registry.get("asgd").rule(momentum, 2, {})) == per_worker
+    assert two_workers(registry.get("asgd-server").rule(momentum, 2, {})) == server
+
+
+def test_rules_of_equal_values_are_one_rule():
+    base = Base("momentum", 0.1, 0.9)
+    gsgm_ = registry.get("gsgm")
+    assert gsgm_.rule(base, 4, {"gsgm_k": 2, "gsgm_policy": "fifo"}) is gsgm_.rule(
+        Base("momentum", 0.1, 0.9), 4, {"gsgm_k": 2, "gsgm_policy": "fifo", "unrelated": 1})
+    assert gsgm_.rule(base, 4, {"gsgm_k": 3, "gsgm_policy": "fifo"}) is not gsgm_.rule(
+        base, 4, {"gsgm_k": 2, "gsgm_policy": "fifo"})
+
+
+def test_old_names_still_work_with_a_deprecation_warning():
+    from sim import Buffered
+
+    with pytest.warns(DeprecationWarning, match="gradients_per_version"):
+        rule = Rule(lambda p, n: (), lambda *a, **k: None, gradients_per_step=3)
+    assert rule.gradients_per_version == 3
+    with pytest.warns(DeprecationWarning, match="gradients_per_version"):
+        assert rule.gradients_per_step == 3
+    with pytest.warns(DeprecationWarning, match="gradients_per_version"):
+        assert rule._replace(gradients_per_step=None).gradients_per_version is None
+    with pytest.warns(DeprecationWarning, match="buffer_size"):
+        assert Buffered(k=3).buffer_size == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Buffered(3).gradients_per_version(10) == buffered(0.1, buffer_size=3).gradients_per_version == 3
+        assert Rule(None, None).gradients_per_version == 1
