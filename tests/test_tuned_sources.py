@@ -12,7 +12,7 @@ from scenarios.experiments.catalogue import SCENARIOS, expand
 from scenarios.cli import main
 from scenarios.errors import ConfigError
 from scenarios.workloads.data import available
-from scenarios.experiments.tuning import LEARNING_RATES, TUNING_COLUMNS, read_shipped, resolve, tuned_at_key
+from scenarios.experiments.tuning import LEARNING_RATES, TUNING_COLUMNS, choose, read_shipped, resolve, tuned_at_key
 
 FMNIST = SCENARIOS["fmnist"]
 needs_fmnist = pytest.mark.skipif(not available("fmnist"), reason="Fashion-MNIST is not installed")
@@ -165,3 +165,31 @@ def test_bad_tune_and_empty_lists_name_their_field(argv, line, capsys):
     assert main(["run", "synthetic", "--dry-run", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and line in err[0]
+
+
+class _Tuned:
+    """A tuning run's result, as choose reads it."""
+
+    def __init__(self, final_accuracy, outcome="converged"):
+        self.final_accuracy, self.outcome = final_accuracy, outcome
+
+
+def test_choose_takes_the_best_mean_over_tuning_seeds():
+    a, b, c = (("lr_sgd", 0.01),), (("lr_sgd", 0.1),), (("lr_sgd", 1.0),)
+    entries = [(a, _Tuned(0.80)), (a, _Tuned(0.84)),  # mean 0.82
+               (b, _Tuned(0.90)), (b, _Tuned(0.70)),  # mean 0.80: the best single seed does not win
+               (c, _Tuned(0.81)), (c, _Tuned(0.81))]
+    assert choose(entries) == a
+
+
+def test_choose_never_picks_a_candidate_that_failed_or_diverged_on_any_seed():
+    a, b = (("lr_sgd", 0.01),), (("lr_sgd", 0.1),)
+    entries = [(a, _Tuned(0.70)), (a, _Tuned(0.70)), (b, _Tuned(0.95)), (b, _Tuned(None, "diverged"))]
+    assert choose(entries) == a
+    assert choose([(b, _Tuned(0.95)), (b, _Tuned(0.2, "failed"))]) is None  # nothing converged: None
+
+
+def test_choose_breaks_ties_by_grid_order():
+    a, b = (("lr_sgd", 0.01),), (("lr_sgd", 0.1),)
+    assert choose([(a, _Tuned(0.8)), (b, _Tuned(0.8))]) == a
+    assert choose([(b, _Tuned(0.8)), (a, _Tuned(0.8))]) == b
