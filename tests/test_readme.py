@@ -30,3 +30,18 @@ def test_readme_python_api_example_output_is_exact(tmp_path):
     assert out.stdout == expected
     again = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert again.stdout == expected  # the finished runs are reused, with the same numbers
+
+
+def test_readme_validate_example_output_is_exact():
+    """The live-runs section shows what ``stalesim validate docs/validation-data`` printed: the
+    table of the committed validation.json (which that command wrote, as docs/validation.md's
+    test checks), and its closing line."""
+    import json
+
+    from scenarios.live.validate import table
+
+    section = README.read_text().split("## Live runs", 1)[1]
+    expected = re.search(r"prints\n\(`tests/test_readme.py` checks it\):\n\n```\n(.*?)```", section, re.S).group(1)
+    folder = Path("docs/validation-data")
+    report = json.loads((README.parent / folder / "validation.json").read_text())
+    assert expected == f"{table(report)}\nfigure: {folder / 'validation.png'}; numbers: {folder / 'validation.json'}\n"

@@ -9,6 +9,8 @@
     stalesim claims           judge the paper's claims from saved results
     stalesim check MOD:FUNC   conformance battery and canonical cases for a rule
     stalesim data fetch NAME  download CIFAR-10/100 (explicit, opt-in)
+    stalesim live SCENARIO    real asynchronous training in processes, recorded as a trace
+    stalesim validate DIR     the simulator against live runs: staleness, shares, replay
 
 Every error is one line on stderr naming the option and what is allowed, and a
 non-zero exit; ``--debug`` shows the traceback instead.
@@ -24,6 +26,7 @@ import sys
 from algorithms import ReplayError, RuleError
 from scenarios import testing
 from scenarios.cli import commands
+from scenarios.live import command as live_command
 from scenarios.errors import ConfigError
 from scenarios.experiments.results import check_writable
 from scenarios.workloads import fetch
@@ -231,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
 
     commands.add_subcommands(sub)
+    live_command.add_subcommands(sub)
     testing.add_subcommand(sub)
     fetch.add_subcommand(sub)
     return parser
