@@ -38,7 +38,6 @@ class Server:
         self.num_updates = num_updates
         self.version = 0
         self.applied = 0
-        self.applied_in_version = 0
         self.free_slots: list[int] = []
         self.num_slots = 0
         self.log: list[tuple[int, int, int, float, int]] = []
@@ -87,10 +86,7 @@ class Server:
         self.log.append((APPLY, worker, slot, self.env.now, self.version))
         self.free_slots.append(slot)
         self.applied += 1
-        self.applied_in_version += 1
-        if self.applied_in_version == self.gradients_per_version:
-            self.version += 1
-            self.applied_in_version = 0
+        self.version = self.applied // self.gradients_per_version  # one version per gradients_per_version applies
         if self.applied == self.num_updates:
             self.finished.succeed()
 

@@ -109,7 +109,7 @@ class LiveServer:
         # compile the update before the clock starts (the result is discarded)
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params0)
         jax.block_until_ready(self.update(self.state, params0, zeros, jnp.int32(0), jnp.int32(0), params0))
-        self.version = self.applied = self.applied_in_version = 0
+        self.version = self.applied = 0
         self.free_slots: list[int] = []
         self.num_slots = 0
         self.slots: dict[int, tuple] = {}  # slot -> (grad, read version, read params, gradient row)
@@ -239,10 +239,7 @@ class LiveServer:
         row["applied"], row["service"] = t, service
         self.free_slots.append(slot)
         self.applied += 1
-        self.applied_in_version += 1
-        if self.applied_in_version == self.gradients_per_version:
-            self.version += 1
-            self.applied_in_version = 0
+        self.version = self.applied // self.gradients_per_version  # one version per gradients_per_version applies
         if self.applied % self.eval_every == 0 or self.applied == self.num_updates:
             self.snapshots.append((self.applied, t, self.params))
         return None
