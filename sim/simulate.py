@@ -91,8 +91,10 @@ class Server:
             self.finished.succeed()
 
 
-def _cycle_times(spec: ClusterSpec, worker: int, seed_seq: np.random.SeedSequence):
-    """Endless durations of (pull transfer + compute / speed + push transfer)."""
+def cycle_times(spec: ClusterSpec, worker: int, seed_seq: np.random.SeedSequence):
+    """Endless durations of worker ``worker``'s cycles (pull transfer + compute / speed + push
+    transfer), drawn from its own streams of ``seed_seq``: what ``simulate`` gives each worker,
+    and what a live worker (``scenarios.live``) waits, so both draw the same times."""
     compute_ss, pull_ss, push_ss = seed_seq.spawn(3)
     compute_rng = np.random.default_rng(compute_ss)
     pull_rng = np.random.default_rng(pull_ss)
@@ -159,7 +161,7 @@ def simulate(spec: ClusterSpec, policy="fifo", num_updates: int = 1000, seed: in
     for w, ss in enumerate(worker_seeds):
         timing_ss, failure_ss = ss.spawn(2)
         failures = _failure_gaps(spec.failures.mean_time_to_failure, failure_ss) if spec.failures.enabled else None
-        env.process(worker_process(env, server, w, _cycle_times(spec, w, timing_ss), failures,
+        env.process(worker_process(env, server, w, cycle_times(spec, w, timing_ss), failures,
                                    spec.failures.downtime))
     try:
         env.run(until=server.finished)

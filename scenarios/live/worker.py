@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sim.simulate import _cycle_times as cycle_times
+from sim.simulate import cycle_times
 from sim import ClusterSpec
 
 from scenarios.experiments.pool import COMPILATION_CACHE_ENV, use_compilation_cache
