@@ -154,13 +154,13 @@ def _partial_average(state: GsgmState, grad, worker, k: int):
     return direction, dict(latest_gradients=latest, window_sum=window_sum, window_size=window_size)
 
 
-def _build(base, workers, gsgm_k, gsgm_policy):
-    """On plain SGD GSGM brings its own global momentum (``base.momentum``, lr (1 - beta));
-    on momentum SGD and Adam the base's first moment is the global momentum."""
+def _build(base, workers, gsgm_k, gsgm_policy, gsgm_momentum):
+    """On plain SGD GSGM brings its own global momentum (``gsgm_momentum``, lr (1 - beta);
+    0 ablates it); on momentum SGD and Adam the base's first moment is the global momentum."""
     del workers, gsgm_policy
     k = "half" if gsgm_k == 0 else gsgm_k
     if base.name == "sgd":
-        return gsgm(base.learning_rate, momentum=base.momentum, k=k, optimizer_state="server")
+        return gsgm(base.learning_rate, momentum=gsgm_momentum, k=k, optimizer_state="server")
     return gsgm(base=base.optimizer(), k=k, optimizer_state="server")
 
 
@@ -173,6 +173,10 @@ ALGORITHMS = (
             Hyperparameter("gsgm_policy", "whitelist-wait",
                            "GSGM's server policy: the white list (wait or queue), or fifo to ablate the scheduling",
                            Spec(str, choices=("whitelist-wait", "whitelist-queue", "fifo"))),
+            Hyperparameter("gsgm_momentum", DEFAULT_MOMENTUM,
+                           "GSGM's global momentum beta on the sgd base (0 ablates it; on momentum and adam the "
+                           "base's own first moment is the global momentum)",
+                           Spec(float, low=0, high=1, high_open=True)),
         ),
         paper="Li et al., arXiv 1902.07848 (2019); Wang et al., IEEE IoT Journal 9(19), 2022",
         summary="white-list scheduling + partial average of the latest k gradients + global momentum"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
+from .checks import check
 from .cluster import ClusterSpec, SpecError, _check_int
 from .policies import Barrier, Policy, make_policy
 from .trace import APPLY, PULL, PUSH, Trace
@@ -141,16 +142,21 @@ def _failure_gaps(mean: float, seed_seq: np.random.SeedSequence):
         yield from rng.exponential(mean, _BLOCK).tolist()
 
 
-def simulate(spec: ClusterSpec, policy="fifo", num_updates: int = 1000, seed: int = 0) -> Trace:
-    """Simulate until ``num_updates`` gradients have been applied; return the Trace.
+def simulate(spec: ClusterSpec, policy="fifo", num_updates: int = 1000, seed: int = 0,
+             time_budget: float = 0.0) -> Trace:
+    """Simulate until ``num_updates`` gradients have been applied, or, with a ``time_budget``
+    > 0, until the simulated clock passes it, whichever comes first; return the Trace.
 
     ``policy`` is a name (``fifo``, ``whitelist-wait``, ``whitelist-queue``, ``barrier``,
-    ``buffered:K``) or a ``Policy`` instance. Same arguments, same trace, bit for bit.
+    ``buffered:K``) or a ``Policy`` instance. Same arguments, same trace, bit for bit. A
+    budget only stops the clock: the trace is the prefix, up to its last gradient applied
+    at or before ``time_budget``, of the trace without it.
     """
     if not isinstance(spec, ClusterSpec):
         raise SpecError(f"spec: expected a ClusterSpec, got {type(spec).__name__}")
     num_updates = _check_int("updates", num_updates, minimum=1)
     seed = _check_int("seed", seed, minimum=0)
+    time_budget = check("time_budget", time_budget, SpecError, low=0)
     policy = make_policy(policy)
     if isinstance(policy, Barrier) and spec.failures.enabled:
         raise SpecError("failures: the barrier policy does not support worker failures (it would wait forever)")
@@ -164,7 +170,8 @@ def simulate(spec: ClusterSpec, policy="fifo", num_updates: int = 1000, seed: in
         env.process(worker_process(env, server, w, cycle_times(spec, w, timing_ss), failures,
                                    spec.failures.downtime))
     try:
-        env.run(until=server.finished)
+        env.run(until=server.finished if not time_budget else simpy.AnyOf(env, [server.finished,
+                                                                                env.timeout(time_budget)]))
     except RuntimeError as e:  # no events left: the policy deadlocked
         raise SpecError(f"policy: {policy.name} stopped making progress after "
                         f"{server.applied} of {num_updates} updates ({e})") from None
@@ -172,7 +179,7 @@ def simulate(spec: ClusterSpec, policy="fifo", num_updates: int = 1000, seed: in
     log = server.log
     # the run ends at the last applied gradient: drop what happened after it at that instant
     last = len(log) - 1
-    while last >= 0 and log[last][0] != APPLY:
+    while last >= 0 and (log[last][0] != APPLY or (time_budget and log[last][3] > time_budget)):
         last -= 1
     log = log[: last + 1]
     columns = list(zip(*log)) if log else [(), (), (), (), ()]

@@ -239,7 +239,7 @@ def test_table_stability_gain_and_divergence():
     assert rows["gsgm"]["stability_gain_vs_asgd"] == pytest.approx((0.05 - 0.04) / 0.05)
     assert rows["dcasgd-a"]["diverged"] == 2
     md = markdown_table(aggregate(results))
-    assert "| DC-ASGD-a | sgd | — | — | — | 0/2, 2 diverged |" in md
+    assert "| DC-ASGD-a | sgd | — | — | — | — | 0/2, 2 diverged |" in md
     assert "+20%" in md
 
 

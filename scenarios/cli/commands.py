@@ -96,12 +96,21 @@ def add_subcommands(sub) -> None:
 
 def cmd_list(args) -> int:
 
+    studies = [s for s in SCENARIOS.values() if s.study]
     for s in SCENARIOS.values():
+        if s.study:
+            continue
         algorithms = ", ".join(registry.display_name(a) for a in s.algorithms)
         grid = f"{algorithms} on {', '.join(s.bases)}; {s.seeds} seeds"
         if s.axis:
             grid += f"; {s.axis} in {', '.join(map(str, s.axis_values))}"
         print(f"{s.name}\n  {s.description}\n  grid: {grid}\n  paper claim: {s.claim}\n")
+    print(f"studies (ablations and sensitivity beside the claims; each fmnist with one change, {studies[0].seeds} "
+          "seeds, tuned):")
+    width = max(len(s.name) for s in studies)
+    for s in studies:
+        print(f"  {s.name:<{width}}  {s.study} on {', '.join(s.bases)}")
+    print()
     print("algorithms (--algorithms NAME, or package.module:function):")
     width = max(len(n) for n in registry.ALGORITHMS)
     for a in registry.ALGORITHMS.values():

@@ -32,6 +32,7 @@ class Scenario:
     axis_values: tuple = ()
     fallback: Optional[str] = None  # dataset to use when config.dataset's files are absent
     tune: tuple = ()  # the default tuning grid, ((field, (value, ...)), ...), for --tune default
+    study: str = ""  # for an ablation or sensitivity study: the fmnist configuration it changes, e.g. "gsgm_k=1"
 
     @property
     def shipped_tuning(self) -> Optional[Path]:
@@ -78,6 +79,39 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
         ExperimentConfig(validation_samples=5000), algorithms=("asgd", "asgd-server", "gsgm"),
         bases=("sgd", "momentum"), axis="classes_per_worker", axis_values=(1, 2, 5, 10), tune=LR_GRID),
 ]}
+
+FMNIST = SCENARIOS["fmnist"].config
+STUDY_SEEDS = 10
+
+
+def _study(name: str, what: str, algorithms: tuple, bases: tuple = ("sgd",), **changes) -> Scenario:
+    """fmnist with one change, on its own tuned learning rate and 10 seeds: an ablation or a sensitivity point."""
+    return Scenario(name, f"fmnist {what}.", "none: an ablation or sensitivity study beside the claims "
+                    "(docs/claims.md)", replace(FMNIST, **changes).validate(), algorithms=algorithms, bases=bases,
+                    seeds=STUDY_SEEDS, tune=LR_GRID,
+                    study=", ".join(f"{k}={v}" for k, v in changes.items()) or f"algorithms {', '.join(algorithms)}")
+
+
+# GSGM's three parts, each taken away (docs/gsgm.md), the white list's two forms, and its
+# hyperparameters k (1, N/4, N/2 = the default, N) and beta (0.5, 0.9 = the default, 0.99);
+# synchronous SGD; DC-ASGD-a's lam0 (0.5, 2 = the default, 8). Each is compared with fmnist's
+# own runs on the same seeds (``stalesim reproduce fmnist --seeds 10``).
+STUDIES: dict[str, Scenario] = {s.name: s for s in [
+    _study("gsgm-fifo", "with GSGM's white list taken away (arrival order)", ("gsgm",), gsgm_policy="fifo"),
+    _study("gsgm-queue", "with GSGM's white list queueing gradients instead of making nodes wait", ("gsgm",),
+           gsgm_policy="whitelist-queue"),
+    _study("gsgm-k1", "with GSGM's partial average taken away (k = 1)", ("gsgm",), gsgm_k=1),
+    _study("gsgm-no-momentum", "with GSGM's global momentum taken away (beta = 0, on sgd)", ("gsgm",),
+           gsgm_momentum=0.0),
+    _study("gsgm-k3", "with GSGM's window k = 3 (about N / 4)", ("gsgm",), gsgm_k=3),
+    _study("gsgm-k10", "with GSGM's window k = 10 (N: every node's latest gradient)", ("gsgm",), gsgm_k=10),
+    _study("gsgm-beta0.5", "with GSGM's global momentum beta = 0.5", ("gsgm",), gsgm_momentum=0.5),
+    _study("gsgm-beta0.99", "with GSGM's global momentum beta = 0.99", ("gsgm",), gsgm_momentum=0.99),
+    _study("ssgd", "with synchronous SGD (a barrier each step) as a baseline", ("ssgd",), ("sgd", "momentum")),
+    _study("dcasgd-lam0.5", "with DC-ASGD-a's lam0 = 0.5", ("dcasgd-a",), dcasgd_lam=0.5),
+    _study("dcasgd-lam8", "with DC-ASGD-a's lam0 = 8", ("dcasgd-a",), dcasgd_lam=8.0),
+]}
+SCENARIOS.update(STUDIES)
 
 
 @dataclass(frozen=True)

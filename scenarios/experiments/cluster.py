@@ -89,7 +89,7 @@ def policy_for(algorithm: str, cfg) -> str:
 @timed("trace simulation")
 def trace_for(cfg, algorithm: str, seed: int, cache_dir: Optional[Path], num_classes: int = 10,
               model_bytes: float = 0.0):
-    """The run's trace: simulated once per (cluster, policy, updates, seed), cached on disk.
+    """The run's trace: simulated once per (cluster, policy, updates, time budget, seed), cached on disk.
 
     The cache key hashes the whole cluster spec, recorded durations included, so a changed
     compute_trace file is simulated again."""
@@ -97,7 +97,8 @@ def trace_for(cfg, algorithm: str, seed: int, cache_dir: Optional[Path], num_cla
     check_crashes(algorithm, cfg)
     spec = cluster_spec(cfg, num_classes, seed, model_bytes)
     policy = policy_for(algorithm, cfg)
-    key = hashlib.sha256(json.dumps({"spec": spec.to_dict(), "policy": policy, "updates": cfg.updates,
+    stop = {"updates": cfg.updates, **({"time_budget": cfg.time_budget} if cfg.time_budget else {})}
+    key = hashlib.sha256(json.dumps({"spec": spec.to_dict(), "policy": policy, **stop,
                                      "seed": seed}, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir / f"{policy.replace(':', '')}-{key}.npz" if cache_dir else None
     if path is not None and path.is_file():
@@ -106,7 +107,7 @@ def trace_for(cfg, algorithm: str, seed: int, cache_dir: Optional[Path], num_cla
         except TraceError:
             raise ConfigError(f"--out: the cached trace {path} is unreadable; delete it (it is only a cache and is "
                               "simulated again)") from None
-    trace = simulate(spec, policy=policy, num_updates=cfg.updates, seed=seed)
+    trace = simulate(spec, policy=policy, num_updates=cfg.updates, seed=seed, time_budget=cfg.time_budget)
     if path is not None:
         trace.save(path)
     return trace

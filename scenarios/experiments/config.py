@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from algorithms import BASES, registry
 from algorithms.registry import hyperparameters
-from scenarios.errors import ConfigError
+from scenarios.errors import ConfigError, notice
+from scenarios.experiments.outcomes import DEFAULT_DIVERGED_LOSS_RATIO, DEFAULT_TARGET_ACCURACY, OUTCOME_FIELDS
 from scenarios.experiments.timing import check_timing
 from sim.checks import Spec
 
@@ -80,7 +81,10 @@ _CORE = [
           "the server's time to apply one gradient, simulated seconds (one at a time, in arrival order); 0 = instant",
           "cluster"),
     # training and evaluation
-    Field("updates", 6000, Spec(int, low=1), "applied gradients per run", "training"),
+    Field("updates", 6000, Spec(int, low=1), "applied gradients per run (at most, with a time_budget)", "training"),
+    Field("time_budget", 0.0, Spec(float, low=0),
+          "simulated seconds per run: a run stops at the last gradient applied before this time, or after updates, "
+          "whichever comes first (the equal-time budget); 0 = none", "training"),
     Field("eval_every", 200, Spec(int, low=1), "evaluate every this many applied gradients", "training"),
     Field("eval_samples", 0, Spec(int, low=0), "a fixed test subset for evaluations; 0 = the whole test set",
           "training"),
@@ -89,15 +93,15 @@ _CORE = [
     Field("lr_momentum", 0.005, Spec(float, low=0, low_open=True), "learning rate of the momentum base", "training"),
     Field("lr_adam", 0.001, Spec(float, low=0, low_open=True), "learning rate of the adam base", "training"),
     Field("momentum", 0.9, Spec(float, low=0, high=1, high_open=True),
-          "beta of the momentum base, and GSGM's global momentum on sgd", "training"),
+          "beta of the momentum base (GSGM's global momentum on sgd is gsgm_momentum)", "training"),
     Field("validation_samples", 0, Spec(int, low=0),
           "training samples held out (stratified, fixed) for validation; tuning scores candidates on them", "protocol"),
-    Field("failed_margin", 0.05, Spec(float, low=0, high=1),
-          "a finite run is 'failed' when its final accuracy is within this of chance (1 / classes)", "protocol"),
-    Field("failed_loss_ratio", 1.0, Spec(float, low=0, low_open=True),
-          "... or when its final loss is at least this times its initial loss", "protocol"),
-    Field("target_accuracy", 0.7, Spec(float, low=0, high=1, low_open=True),
-          "accuracy whose first crossing (simulated time) tables report", "protocol"),
+    Field("target_accuracy", DEFAULT_TARGET_ACCURACY, Spec(float, low=0, high=1, low_open=True),
+          "a run converged when each of its last final_evals evaluations is at least this; tables also report the "
+          "simulated time of its first crossing", "outcome"),
+    Field("diverged_loss_ratio", DEFAULT_DIVERGED_LOSS_RATIO, Spec(float, low=1),
+          "a finite run diverged when its final loss is at least this times its initial loss (a blow-up)",
+          "outcome"),
     Field("mode", "auto", Spec(str, ("auto", "loop", "scan")),
           "replay loop: one compiled loop per run of ops (scan; auto for mlp and cnn) or one jitted call per op "
           "(loop; auto for resnet, whose convolutions XLA runs 20x slower inside a compiled loop, and there "
@@ -110,6 +114,10 @@ def _algorithm_fields() -> list[Field]:
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in _CORE + _algorithm_fields()}
+RETIRED = {  # fields that no longer exist: accepted from old files and --set, with a one-line notice
+    "failed_margin": "outcome labels follow target_accuracy now (docs/protocol.md, Outcomes)",
+    "failed_loss_ratio": "outcome labels follow target_accuracy and diverged_loss_ratio now (docs/protocol.md)",
+}
 
 
 def _validate(self):
@@ -134,6 +142,9 @@ def _with_overrides(self, overrides: dict):
     """Apply ``{field: value}``; string values (from ``--set``) are parsed by the field's kind."""
     parsed = {}
     for key, value in overrides.items():
+        if key in RETIRED:
+            notice(f"--set {key}: no longer a field, ignored; {RETIRED[key]}")
+            continue
         if key not in FIELDS:
             raise ConfigError(f"--set {key}: unknown field; allowed: {', '.join(sorted(FIELDS))} "
                               "(see docs/configuration.md)")
@@ -162,7 +173,9 @@ assert all(f"lr_{b}" in FIELDS for b in BASES)
 
 
 def from_dict(values: dict) -> "ExperimentConfig":
-    """A config from a saved ``to_dict()``; fields it lacks take their defaults, unknown ones are refused."""
+    """A config from a saved ``to_dict()``; fields it lacks take their defaults, retired ones
+    (``RETIRED``) are dropped, unknown ones are refused."""
+    values = {k: v for k, v in values.items() if k not in RETIRED}
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"config: unknown field(s) {', '.join(unknown)}")
@@ -191,9 +204,15 @@ def parse_assignments(items: list[str], option: str = "--set") -> dict:
     return out
 
 
+def numbers_fields(config) -> dict:
+    """The fields that determine a run's numbers: all but those that only decide its outcome label."""
+    return {k: v for k, v in config.to_dict().items() if k not in OUTCOME_FIELDS}
+
+
 def run_key(config, algorithm: str, base: str, seed: int, extra: dict | None = None) -> str:
-    """A hash of everything that determines a run's numbers."""
-    payload = {"config": config.to_dict(), "algorithm": algorithm, "base": base, "seed": seed, "format": 2}
+    """A hash of everything that determines a run's numbers (not the outcome fields: a
+    saved run is relabelled, not run again, when the target changes)."""
+    payload = {"config": numbers_fields(config), "algorithm": algorithm, "base": base, "seed": seed, "format": 3}
     if extra:
         payload.update(extra)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -218,7 +237,8 @@ def markdown() -> str:
     for f in FIELDS.values():
         groups.setdefault(f.group, []).append(f)
     titles = {"data": "Data and model", "cluster": "The simulated cluster", "training": "Training and evaluation",
-              "algorithms": "Algorithm hyperparameters", "protocol": "The comparison protocol"}
+              "algorithms": "Algorithm hyperparameters", "protocol": "The comparison protocol",
+              "outcome": "Outcome labels (they decide no run's numbers, and are applied again when results are read)"}
     for group, fs in groups.items():
         lines += [f"## {titles.get(group, group)}", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
         for f in fs:

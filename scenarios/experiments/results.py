@@ -17,6 +17,7 @@ import numpy as np
 
 from algorithms import registry
 from scenarios.errors import ConfigError
+from scenarios.experiments.outcomes import relabel
 
 OUTCOMES = ("converged", "failed", "diverged")
 
@@ -35,11 +36,12 @@ class RunResult:
     history: list  # [{"update", "sim_time", "loss", "accuracy"}] per evaluation
     trace: dict  # the trace's summary (sim.summarize)
     final_accuracy: Optional[float] = None
-    accuracy_std: Optional[float] = None
+    accuracy_std: Optional[float] = None  # std of accuracy over the second half
+    detrended_std: Optional[float] = None  # ... around its least-squares line (outcomes.detrended_std)
     final_loss: Optional[float] = None
     diverged: bool = False
     diverged_at: Optional[int] = None
-    outcome: str = "converged"
+    outcome: str = "converged"  # set again from the history whenever a result is read (outcomes.relabel)
     axis: Optional[str] = None
     axis_value: object = None
     updates_replayed: int = 0
@@ -73,12 +75,12 @@ class RunResult:
 
     @classmethod
     def from_json(cls, obj: dict) -> "RunResult":
-        """Read a result.json; files from older stalesim versions are migrated."""
+        """Read a result.json; files from older stalesim versions are migrated, and the
+        outcome label is set from the history by the current rule (outcomes.relabel)."""
         obj = dict(obj)
 
         obj["algorithm"] = registry.canonical(obj["algorithm"])  # "dcasgd" -> "dcasgd-a"
-        if "outcome" not in obj:
-            obj["outcome"] = "diverged" if obj.get("diverged") else "converged"
+        obj["outcome"], obj["detrended_std"] = relabel(obj["history"], obj["config"], bool(obj.get("diverged")))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in known})
 

@@ -33,7 +33,7 @@ import numpy as np
 from algorithms import BASES, registry
 from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import RunSpec
-from scenarios.experiments.config import FIELDS, from_dict
+from scenarios.experiments.config import FIELDS, from_dict, numbers_fields
 from scenarios.experiments.pool import run_many
 from scenarios.experiments.results import write_text_atomic
 
@@ -146,14 +146,17 @@ def tuning_runs(reported: list[RunSpec], grids, tuning_seeds: int) -> dict[tuple
 
 
 def choose(entries: list[tuple[tuple, object]]) -> Optional[tuple]:
-    """The winning candidate of one cell from its (candidate, result) pairs, or None if
-    every candidate had a failed or diverged tuning run."""
+    """The winning candidate of one cell from its (candidate, result) pairs: the highest
+    mean validation accuracy over the tuning seeds among the candidates none of whose
+    tuning runs diverged, the first in grid order among equals; None if every candidate
+    had a diverged tuning run. A run that learns but misses the target still competes:
+    the best rate the grid has is what the protocol reports."""
     scores: dict[tuple, list] = {}
     for cand, result in entries:
         scores.setdefault(cand, []).append(result)
     best, best_score = None, -np.inf
     for cand, results in scores.items():  # grid order: the first of equals wins
-        if any(r.outcome != "converged" for r in results):
+        if any(r.outcome == "diverged" for r in results):
             continue
         score = float(np.mean([r.final_accuracy for r in results]))
         if score > best_score:
@@ -161,15 +164,28 @@ def choose(entries: list[tuple[tuple, object]]) -> Optional[tuple]:
     return best
 
 
-def apply(reported: list[RunSpec], chosen: dict[tuple, Optional[tuple]]) -> list[RunSpec]:
-    """The reported runs at their cell's values tuned here (unchanged where nothing was chosen)."""
+def grid_edge(value, values) -> str:
+    """"lowest" or "highest" when ``value`` is at that end of ``values`` (two or more), else ""."""
+    values = sorted(set(values))
+    if len(values) < 2:
+        return ""
+    return "lowest" if value == values[0] else "highest" if value == values[-1] else ""
+
+
+def apply(reported: list[RunSpec], chosen: dict[tuple, Optional[tuple]], grid: Optional[dict] = None) -> list[RunSpec]:
+    """The reported runs at their cell's values tuned here (unchanged where nothing was chosen);
+    ``grid``: per cell, the candidates, to mark a winner at an edge of its grid."""
     out = []
     for run in reported:
         cand = chosen.get(cell_of(run))
         if cand:
             here = {name for name, _ in cand}
-            origins = tuple(Origin(o.field, "tuned here") if o.field in here else o for o in run.origins)
-            origins += tuple(Origin(name, "tuned here") for name in here - {o.field for o in run.origins})
+            tried = [dict(c) for c in (grid or {}).get(cell_of(run), ())]
+            edge = {name: grid_edge(value, [c[name] for c in tried]) for name, value in cand}
+            origins = tuple(Origin(o.field, "tuned here", edge=edge[o.field]) if o.field in here else o
+                            for o in run.origins)
+            origins += tuple(Origin(name, "tuned here", edge=edge[name])
+                             for name in here - {o.field for o in run.origins})
             run = replace(run, config=replace(run.config, **dict(cand)).validate(), tuned=cand, origins=origins)
         out.append(run)
     return out
@@ -214,10 +230,14 @@ class Origin(NamedTuple):
     source: str
     tuned_at: Optional[object] = None  # shipped: the ExperimentConfig the value was tuned at
     file: str = ""  # shipped: the tuning file it came from
+    edge: str = ""  # shipped or tuned here: "lowest" or "highest" when the winner is at that end of its grid
 
     def record(self, config) -> dict:
-        """What result.json keeps: the value, its source and, for shipped values, where they were tuned."""
+        """What result.json keeps: the value, its source, whether it lies at an edge of its grid
+        (a wider grid might move it) and, for shipped values, where they were tuned."""
         out = {"value": getattr(config, self.field), "source": self.source}
+        if self.edge:
+            out["grid_edge"] = self.edge
         if self.tuned_at is not None:
             out["tuned_at"] = {"file": self.file, "key": tuned_at_key(self.tuned_at),
                                "config": self.tuned_at.to_dict()}
@@ -227,7 +247,7 @@ class Origin(NamedTuple):
 def tuned_at_key(config, exclude: tuple = LEARNING_RATES) -> str:
     """A hash of every configuration field but the tuned ones (and the other bases' learning
     rates, which a cell does not read): a shipped value applies only where this matches."""
-    values = {k: v for k, v in config.to_dict().items() if k not in exclude}
+    values = {k: v for k, v in numbers_fields(config).items() if k not in exclude}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -249,6 +269,12 @@ class ShippedTuning:
     configs: dict  # tuned_at key -> the ExperimentConfig tuned at
     chosen: dict  # (algorithm, base, key) -> {field: value}
     fields: tuple  # the fields it tuned
+    tried: dict = None  # (algorithm, base, key, field) -> the candidate values
+
+    def edge(self, run: RunSpec, name: str) -> str:
+        """"lowest"/"highest" when the shipped value of this run's cell is at that end of its grid."""
+        key = (run.algorithm, run.base, self.key(run.config))
+        return grid_edge(self.chosen[key][name], (self.tried or {}).get(key + (name,), ()))
 
     def key(self, config) -> str:
         return tuned_at_key(config, LEARNING_RATES + self.fields)
@@ -283,14 +309,15 @@ def read_shipped(path: Path) -> ShippedTuning:
                           "at is unknown; re-run the tuning with --tune to write it")
     chosen: dict = {}
     fields = []
+    tried: dict = {}
     for row in csv.DictReader(line for line in lines if not line.startswith("#")):
         if row["field"] not in fields:
             fields.append(row["field"])
+        value = FIELDS[row["field"]].spec.parse(row["field"], row["value"], ConfigError)
+        tried.setdefault((row["algorithm"], row["base"], row["tuned_at"], row["field"]), []).append(value)
         if row["chosen"] == "True":
-            spec = FIELDS[row["field"]].spec
-            chosen.setdefault((row["algorithm"], row["base"], row["tuned_at"]), {})[row["field"]] = \
-                spec.parse(row["field"], row["value"], ConfigError)
-    table = ShippedTuning(path, configs, chosen, tuple(f for f in fields if f not in LEARNING_RATES))
+            chosen.setdefault((row["algorithm"], row["base"], row["tuned_at"]), {})[row["field"]] = value
+    table = ShippedTuning(path, configs, chosen, tuple(f for f in fields if f not in LEARNING_RATES), tried)
     stale = sorted(k for k in configs if table.key(configs[k]) != k)
     if stale:
         raise ConfigError(f"{path}: tuned_at {stale[0]} does not match its configuration's hash; the file was edited "
@@ -316,7 +343,7 @@ def resolve(reported: list[RunSpec], *, explicit=frozenset(), grids=(), shipped:
                 configured.setdefault(name, set()).add(getattr(run.config, name))
             else:
                 key = table.key(run.config)
-                origins.append(Origin(name, "shipped", table.configs[key], _shown(table.path)))
+                origins.append(Origin(name, "shipped", table.configs[key], _shown(table.path), table.edge(run, name)))
                 values[name] = value
         if values:
             used += 1
@@ -370,7 +397,7 @@ def tune(reported: list[RunSpec], out: Path, grids, tuning_seeds: int, *, log=pr
         where = f" at {axis}={getattr(cfg, axis)}" if axis else ""
         log(f"tuned {algorithm} on {base}{where}: " + (", ".join(f"{k}={_value(v)}" for k, v in cand)
                                                        if cand else "no candidate converged; configured value kept"))
-    return apply(reported, chosen)
+    return apply(reported, chosen, {cell: [cand for cand, _ in entries] for cell, entries in plan.items()})
 
 
 def run_protocol(reported: list[RunSpec], out: Path, *, grids=(), tuning_seeds: int = 2,

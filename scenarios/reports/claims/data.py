@@ -3,7 +3,8 @@
 A *cell* is one configuration of an experiment (an algorithm on a base optimizer) with
 its runs keyed by (axis value, seed). Two cells whose runs have the same keys and
 bit-identical histories (GSGM on sgd and GSGM on momentum: on sgd the optimizer is
-sgd(lr * (1 - 0.9), momentum 0.9), the same steps) are one configuration, counted once.
+sgd(lr * (1 - gsgm_momentum), momentum gsgm_momentum), the same steps when the tuned rates
+map onto each other) are one configuration, counted once.
 The strongest baseline is chosen on the tuning runs' validation scores (``tuning.csv``),
 never on the reported seeds.
 """
@@ -27,6 +28,7 @@ from scenarios.reports.claims.records import Shared, Source
 from scenarios.reports.stats import accuracy_at
 
 METHOD = "gsgm"
+STABILITY = ("accuracy_std", "detrended_std")  # measured on converged runs only
 
 
 def name(algorithm: str, base: str) -> str:
@@ -66,10 +68,14 @@ class Cell:
         return [r for (v, _), r in sorted(self.runs.items(), key=lambda kv: kv[0][1]) if v == axis_value]
 
     def values(self, measure: str, axis_value=None) -> dict:
-        """seed -> the run's ``measure`` (None for a run that did not converge)."""
-        return {r.seed: getattr(r, measure) if r.outcome == "converged" else None for r in self.at(axis_value)}
+        """seed -> the run's ``measure``, or None where it does not count: a stability
+        measure counts for converged runs only (``STABILITY``), any other for every
+        finite run (a failed run's accuracy is a measurement; leaving it out would flatter
+        the method that failed)."""
+        counts = ("converged",) if measure in STABILITY else ("converged", "failed")
+        return {r.seed: getattr(r, measure) if r.outcome in counts else None for r in self.at(axis_value)}
 
-    def converged_values(self, measure: str, axis_value=None) -> list[float]:
+    def counted_values(self, measure: str, axis_value=None) -> list[float]:
         return [v for v in self.values(measure, axis_value).values() if v is not None]
 
     def all_converged(self, axis_value=None) -> bool:
@@ -116,11 +122,11 @@ def axis_values(results: list[RunResult]) -> list:
 
 def equal_time(a: Cell, b: Cell, axis_value=None) -> tuple[float, dict, dict]:
     """The simulated time where the faster cell's runs ended (median over seeds), and each
-    cell's accuracy at that time by seed (None for runs that did not converge)."""
+    cell's accuracy at that time by seed (None for runs that diverged)."""
     horizon = min(float(np.median([r.sim_time for r in c.at(axis_value)])) for c in (a, b))
 
     def at(c):
-        return {r.seed: accuracy_at(r.history, horizon) if r.outcome == "converged" else None
+        return {r.seed: accuracy_at(r.history, horizon) if r.outcome != "diverged" else None
                 for r in c.at(axis_value)}
     return horizon, at(a), at(b)
 
