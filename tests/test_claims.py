@@ -125,6 +125,24 @@ def test_stability_reproduced_with_its_size_against_the_paper():
     assert near.parts[0].verdict == NOT_RESOLVED  # no accuracy difference: "a slight gain" not resolved
 
 
+def test_stability_accuracy_gain_must_hold_at_equal_time_too():
+    """GSGM one point ahead after the same updates, but its runs took three times the simulated
+    time and, where the baseline's runs ended, GSGM was 10 points behind: not reproduced."""
+    def history(times, accs, seed):
+        return [{"update": 50 * i, "sim_time": t, "loss": 2.0 - 0.5 * i, "accuracy": a + (NOISE[seed] if i else 0)}
+                for i, (t, a) in enumerate(zip(times, accs))]
+    results = [run("asgd-server", "adam", s, BASE_ACC[s], BASE_STD[s], history=history((0, 5, 10), (0.1, 0.75, 0.80), s))
+               for s in SEEDS]
+    results += [run("gsgm", "sgd", s, BASE_ACC[s] + 0.01, 0.3 * BASE_STD[s],
+                    history=history((0, 10, 30), (0.1, 0.70, 0.81), s)) for s in SEEDS]
+    for r in results:
+        r.config["final_evals"] = 2  # the baseline's last two evaluations span 5-10 s: the window
+    c = claim_stability(results, STABILITY_TUNING)
+    at_time = [f for f in c.findings if "equal time" in f.measure]
+    assert len(at_time) == 1 and at_time[0].estimate.mean == pytest.approx(-0.10)
+    assert c.parts[0].verdict == NOT_REPRODUCED and "at equal time" in c.parts[0].outcome
+
+
 def test_stability_partly_not_reproduced_not_resolved_not_testable():
     partly = claim_stability(stability_results(0.3, 0.0, adam=([1.4, 0.7, 1.1], 0.0)), STABILITY_TUNING)
     assert partly.verdict == PARTLY and len(partly.comparisons) == 4
@@ -174,9 +192,11 @@ def test_scale_every_verdict():
         second.outcome
     everyone = claim_scale(scale_results(), [], SCALE_TUNING)
     assert everyone.verdict == NOT_REPRODUCED
-    # GSGM's advantages are findings, each paired and adjusted across the 3 node counts
-    assert len(everyone.findings) == 6 and all(f.p_adjusted is not None for f in everyone.findings)
-    assert everyone.findings[-2].reading() == "GSGM is steadier at 30 nodes"
+    # GSGM's advantages are findings (steadier, more accurate at equal updates and at equal time),
+    # each paired and adjusted across the 3 node counts
+    assert len(everyone.findings) == 9 and all(f.p_adjusted is not None for f in everyone.findings)
+    assert everyone.findings[-3].reading() == "GSGM is steadier at 30 nodes"
+    assert "equal time" in everyone.findings[-1].measure
     assert claim_scale(scale_results("failed", "failed"), [], SCALE_TUNING).verdict == NOT_REPRODUCED
     assert claim_scale([], [], SCALE_TUNING).verdict == NOT_TESTABLE
 

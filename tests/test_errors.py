@@ -58,9 +58,36 @@ def test_claims_refuses_a_corrupt_results_file(corrupt, tmp_path, capsys, monkey
 def test_claims_md_regenerates_with_an_explicit_out(tmp_path, capsys):
     """The README's command for docs/claims.md, with --out, writes exactly the committed file."""
     out = tmp_path / "claims.md"
-    assert main(["claims", "--results", str(ROOT / "docs" / "claims-data"), "--out", str(out)]) == 0
+    assert main(["claims", "--results", str(ROOT / "docs" / "claims-data"), "--out", str(out),
+                 "--accept-provenance"]) == 0
     assert out.read_text().replace(str(ROOT / "docs" / "claims-data"), "docs/claims-data") == \
         (ROOT / "docs" / "claims.md").read_text()
+
+
+def _copy_runs(source: Path, target: Path, count: int, commit: str, jax=None) -> None:
+    """``count`` committed fmnist runs into ``target``, their provenance rewritten."""
+    for i, path in enumerate(sorted((source / "runs").glob("*/result.json"))[:count]):
+        obj = json.loads(path.read_text())
+        obj["versions"]["git_commit"] = commit
+        if jax and i == 0:
+            obj["versions"]["jax"] = jax
+        (target / "runs" / path.parent.name).mkdir(parents=True)
+        (target / "runs" / path.parent.name / "result.json").write_text(json.dumps(obj))
+
+
+@pytest.mark.parametrize("commit, jax, needle", [
+    ("0123abcd" * 5 + "+uncommitted", None, "uncommitted changes"),
+    (None, None, "outside a git checkout"),
+    ("0123abcd" * 5, "0.0.1", "mix JAX versions"),
+])
+def test_claims_refuses_results_that_cannot_be_rebuilt_unless_accepted(tmp_path, capsys, commit, jax, needle):
+    _copy_runs(ROOT / "docs" / "claims-data" / "fmnist", tmp_path / "fmnist", 4, commit, jax)
+    assert main(["claims", "--results", str(tmp_path)]) == 2
+    _one_error_line(capsys, "--results", needle)
+    assert not (tmp_path / "claims.md").exists()
+    assert main(["claims", "--results", str(tmp_path), "--accept-provenance"]) == 0
+    text = (tmp_path / "claims.md").read_text()
+    assert "## Provenance accepted" in text and needle in text
 
 
 # ------------------------------------------------------------------ 3: unwritable --out

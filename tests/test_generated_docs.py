@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_claims_md_follows_from_the_committed_results():
-    """docs/claims.md is exactly what `stalesim claims --results docs/claims-data` writes."""
-    text = markdown(ROOT / "docs" / "claims-data")
+    """docs/claims.md is exactly what `stalesim claims --results docs/claims-data --accept-provenance` writes."""
+    text = markdown(ROOT / "docs" / "claims-data", accept_provenance=True)
     assert (ROOT / "docs" / "claims.md").read_text() == text.replace(str(ROOT / "docs" / "claims-data"),
                                                                       "docs/claims-data")
 

@@ -86,6 +86,9 @@ def add_subcommands(sub) -> None:
     p.add_argument("--results", default="results", metavar="RESULTS",
                    help="folder holding the experiments' folders (default: results)")
     p.add_argument("--out", default=None, help="where to write (default: RESULTS/claims.md, beside the results)")
+    p.add_argument("--accept-provenance", action="store_true",
+                   help="judge results made in a working tree with uncommitted changes, or mixing JAX versions "
+                        "within an experiment (refused otherwise); the document lists them up front")
     p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("report", help="redraw the table and plots from saved results",
@@ -208,7 +211,7 @@ def cmd_claims(args) -> int:
         raise ConfigError(f"--results: no folder {str(root)!r}")
     out = Path(args.out) if args.out else root / "claims.md"  # never the tracked docs/claims.md unless asked
     check_writable(out, "--out")
-    text = markdown(root)
+    text = markdown(root, args.accept_provenance)
     try:
         write_text_atomic(out, text)
     except ConfigError as e:

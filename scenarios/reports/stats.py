@@ -218,6 +218,13 @@ def censored_times(times: Sequence[Optional[float]], watched: Sequence[float]) -
     return Censored(len(reached), n, median, max(censored) if censored else None)
 
 
+def accuracy_over(history: list[dict], start: float, end: float) -> Optional[float]:
+    """Mean accuracy of the evaluations in the simulated-time window (start, end]; the last
+    evaluation at or before ``end`` when none falls inside (None if there is none)."""
+    inside = [e["accuracy"] for e in history if start < e["sim_time"] <= end]
+    return float(np.mean(inside)) if inside else accuracy_at(history, end)
+
+
 def accuracy_at(history: list[dict], time: float) -> Optional[float]:
     """Accuracy of the last evaluation at or before simulated ``time`` (None if none)."""
     value = None

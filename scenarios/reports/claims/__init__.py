@@ -3,7 +3,8 @@
     stalesim claims [--results DIR] [--out FILE]
 
 reads ``DIR/fmnist``, ``DIR/scale``, ``DIR/noniid`` and ``DIR/sweep-stability`` (each
-written by ``stalesim reproduce`` or ``stalesim sweep``), judges each claim by its rule
+written by ``stalesim reproduce`` or ``stalesim sweep``), and the studies' folders that
+are there (``DIR/gsgm-fifo``, ...: ``stalesim reproduce gsgm-fifo --tune default``), judges each claim by its rule
 (``rules``) into a ``Claim`` record (``records``): the paper's words, the runs it rests
 on, the paired comparisons with their intervals and Holm-adjusted p-values, the verdict
 and the rule's sentence; and prints the records as Markdown (``rendering``) to ``FILE``
@@ -17,17 +18,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import SCENARIOS
 from scenarios.reports.claims.data import (
     Tuning,
     at_axis,
     load,
+    provenance_problems,
     read_tuning,
     shared,
     source,
 )
 from scenarios.reports.claims.records import Claim, Report
 from scenarios.reports.claims.rendering import render
+from scenarios.reports.claims.studies import NAMES as STUDY_NAMES
+from scenarios.reports.claims.studies import all_studies
 from scenarios.reports.claims.rules import (
     claim_cifar,
     claim_dcasgd,
@@ -51,10 +56,21 @@ def tuning_file(root: Path, name: str) -> Optional[Path]:
     return SCENARIOS[name].shipped_tuning if name in SCENARIOS else None
 
 
-def report(root: Path) -> Report:
-    """Every claim judged from the results under ``root``, with the sources and shared runs."""
+def report(root: Path, accept_provenance: bool = False) -> Report:
+    """Every claim judged from the results under ``root``, with the sources and shared runs.
+
+    Results that cannot be rebuilt from a commit (made in a working tree with uncommitted
+    changes, or mixing JAX versions within an experiment) are refused with one line, unless
+    ``accept_provenance``: then the document lists them up front."""
     root = Path(root)
     results = {name: load(root / name) for name in EXPERIMENTS}
+    studies = {name: load(root / name) for name in STUDY_NAMES if (root / name).is_dir()}
+    problems = [p for name, rs in {**results, **studies}.items() for p in provenance_problems(name, rs)]
+    if problems and not accept_provenance:
+        raise ConfigError(f"--results: {problems[0].replace('`', '')}" + (f" (and {len(problems) - 1} more)" if
+                                                                           len(problems) > 1 else "")
+                          + "; rebuild from a clean checkout of a commit, or pass --accept-provenance and the "
+                            "document will say so")
     tunings = {name: read_tuning(tuning_file(root, name)) if name in SCENARIOS else Tuning() for name in EXPERIMENTS}
     fmnist, scale, noniid, sweep = (results[name] for name in EXPERIMENTS)
     claims = (claim_stability(fmnist, tunings["fmnist"]), claim_scale(scale, sweep, tunings["scale"]),
@@ -70,14 +86,17 @@ def report(root: Path) -> Report:
                 shares.append(common)
     sources = tuple(source(n, results[n], tunings[n]) for n in EXPERIMENTS)
     seeds = [len(s.seeds) for s in sources if s.name != "sweep-stability" and s.seeds]  # the judged experiments
-    return Report(str(root), claims, sources, tuple(shares), min(seeds) if seeds else 0, PLANNED_SEEDS)
+    sources += tuple(source(n, rs, read_tuning(tuning_file(root, n))) for n, rs in studies.items())
+    return Report(str(root), claims, sources, tuple(shares), min(seeds) if seeds else 0, PLANNED_SEEDS,
+                  tuple(problems), all_studies(fmnist, studies, tunings["fmnist"]))
 
 
-def markdown(root: Path) -> str:
+def markdown(root: Path, accept_provenance: bool = False) -> str:
     """docs/claims.md from the results under ``root``."""
-    return render(report(root))
+    return render(report(root, accept_provenance))
 
 
-def verdicts(root: Path) -> list[tuple[str, str]]:
-    """(claim, verdict) pairs from the claim records, for the README."""
-    return report(root).verdicts()
+def verdicts(root: Path, accept_provenance: bool = True) -> list[tuple[str, str]]:
+    """(claim, verdict) pairs from the claim records, for the README (which copies docs/claims.md,
+    whose accepted provenance problems it lists)."""
+    return report(root, accept_provenance).verdicts()

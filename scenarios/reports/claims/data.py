@@ -25,7 +25,7 @@ from algorithms import BASES, registry
 from scenarios.errors import ConfigError
 from scenarios.experiments.results import RunResult, load_result
 from scenarios.reports.claims.records import Shared, Source
-from scenarios.reports.stats import accuracy_at
+from scenarios.reports.stats import accuracy_over
 
 METHOD = "gsgm"
 STABILITY = ("accuracy_std", "detrended_std")  # measured on converged runs only
@@ -120,15 +120,26 @@ def axis_values(results: list[RunResult]) -> list:
     return sorted({r.axis_value for r in results if r.split == "test" and r.axis_value is not None})
 
 
-def equal_time(a: Cell, b: Cell, axis_value=None) -> tuple[float, dict, dict]:
-    """The simulated time where the faster cell's runs ended (median over seeds), and each
-    cell's accuracy at that time by seed (None for runs that diverged)."""
-    horizon = min(float(np.median([r.sim_time for r in c.at(axis_value)])) for c in (a, b))
+def final_window(runs: list[RunResult]) -> float:
+    """The simulated time its last ``final_evals`` evaluations span (median over the runs):
+    the window an equal-time comparison averages over, as final accuracy does over updates."""
+    spans = [r.history[-1]["sim_time"] - r.history[-min(len(r.history), int(r.config.get("final_evals", 5)))][
+        "sim_time"] for r in runs if r.history]
+    return float(np.median(spans)) if spans else 0.0
 
-    def at(c):
-        return {r.seed: accuracy_at(r.history, horizon) if r.outcome != "diverged" else None
+
+def equal_time(a: Cell, b: Cell, axis_value=None) -> tuple[float, float, dict, dict]:
+    """The simulated time where the faster cell's runs ended (median over seeds), the window
+    before it (``final_window`` of the faster cell), and each cell's mean accuracy over that
+    window by seed (None for runs that diverged)."""
+    ends = {id(c): float(np.median([r.sim_time for r in c.at(axis_value)])) for c in (a, b)}
+    faster = min((a, b), key=lambda c: ends[id(c)])
+    horizon, window = ends[id(faster)], final_window(faster.at(axis_value))
+
+    def over(c):
+        return {r.seed: accuracy_over(r.history, horizon - window, horizon) if r.outcome != "diverged" else None
                 for r in c.at(axis_value)}
-    return horizon, at(a), at(b)
+    return horizon, window, over(a), over(b)
 
 
 # ---------------------------------------------------------------------- tuning.csv
@@ -224,6 +235,25 @@ def load(folder: Path) -> list[RunResult]:
                               "with --force, or remove that run's folder")
         results.append(result)
     return results
+
+
+def provenance_problems(name_: str, results: list[RunResult]) -> list[str]:
+    """What keeps an experiment's reported runs from being rebuilt from a commit: runs made in
+    a working tree with uncommitted changes (or outside a git checkout), and JAX versions
+    mixed within the experiment."""
+    reported = [r for r in results if r.split == "test"]
+    unclean = [r for r in reported if not r.versions.get("git_commit") or
+               str(r.versions["git_commit"]).endswith("+uncommitted")]
+    problems = []
+    if unclean:
+        commits = sorted({str(r.versions.get("git_commit"))[:12] + "+uncommitted" * str(
+            r.versions.get("git_commit")).endswith("+uncommitted") for r in unclean})
+        problems.append(f"`{name_}`: {len(unclean)} of {len(reported)} reported runs were made in a working tree "
+                        f"with uncommitted changes or outside a git checkout (commit {', '.join(commits)})")
+    jax = sorted({r.versions.get("jax", "?") for r in reported})
+    if len(jax) > 1:
+        problems.append(f"`{name_}`: its reported runs mix JAX versions {', '.join(jax)}")
+    return problems
 
 
 def source(name_: str, results: list[RunResult], tuning: Tuning) -> Source:

@@ -223,6 +223,8 @@ class Report:
     shared: tuple[Shared, ...] = ()
     seeds: int = 0  # the fewest reported seeds of a judged experiment
     planned_seeds: int = 0
+    accepted: tuple[str, ...] = ()  # provenance problems the user accepted (--accept-provenance), said up front
+    studies: tuple = ()  # the ablation and sensitivity studies (rules.Study records)
 
     def verdicts(self) -> list[tuple[str, str]]:
         return [(c.title, c.verdict) for c in self.claims]

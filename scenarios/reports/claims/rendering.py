@@ -76,6 +76,16 @@ def claim(c: Claim) -> list[str]:
     return out
 
 
+def provenance_section(report: Report) -> list[str]:
+    """The provenance problems accepted with --accept-provenance, before any number."""
+    if not report.accepted:
+        return []
+    return ["", "## Provenance accepted", "",
+            "These results cannot be rebuilt exactly from a commit; `stalesim claims` was told to accept them "
+            "(`--accept-provenance`), so read their numbers as from the tree described, not from a commit:", ""] + \
+        [f"- {p}." for p in report.accepted]
+
+
 def seeds_section(report: Report) -> list[str]:
     """What the seeds can and cannot resolve, from the t quantiles and the records."""
     n, planned = report.seeds, report.planned_seeds
@@ -154,7 +164,21 @@ def render(report: Report) -> str:
             "validation scores (see docs/protocol.md)."), "",
            "| claim | verdict |", "| --- | --- |"]
     out += [f"| {c.title} | **{c.verdict}** |" for c in report.claims]
+    out += provenance_section(report)
     out += seeds_section(report) + shared_section(report.shared) + sources_section(report)
     for c in report.claims:
         out += claim(c)
+    for s in report.studies:
+        out += study(s)
     return "\n".join(out) + "\n"
+
+
+def study(s) -> list[str]:
+    """One ablation or sensitivity study: what it compares, its table, its findings, its sentences."""
+    out = ["", f"## {s.title}", "", s.what, ""] + table(s.table)
+    if s.findings:
+        out += ["", (f"Paired over seeds; Holm-adjusted across these {len(s.findings)} (a family of their own; no "
+                     "verdict rests on them):"), ""] + comparisons(s.findings)
+    if s.sentences:
+        out += [""] + [f"- {line}" for line in s.sentences]
+    return out

@@ -20,6 +20,11 @@ from scenarios.reports.plots.common import (
 )
 
 
+def _target_text(results) -> str:
+    targets = sorted({r.config.get("target_accuracy", 0.7) for r in results})
+    return " / ".join(f"{100 * t:.0f}%" for t in targets)
+
+
 def _lr_field(axes, base: str) -> Optional[str]:
     fields = [a for a in axes if a in LR_FIELDS]
     if not fields:
@@ -64,13 +69,12 @@ def stability_region(results, axes, path: Path) -> Optional[Path]:
                 seeds_seen.add(len(runs))
                 converged = [r for r in runs if r.outcome == "converged"]
                 fraction[i, j] = len(converged) / len(runs)
-                text = f"{len(converged)}/{len(runs)}"
-                if converged:
-                    text += f"\n{100 * np.mean([r.final_accuracy for r in converged]):.0f}%"
-                elif all(r.outcome == "diverged" for r in runs):
-                    text += "\ndiv."
+                finite = [r for r in runs if r.outcome != "diverged"]
+                text = f"{len(converged)}/{len(runs)}"  # converged seeds (the colour), then their accuracy
+                if finite:  # the mean final accuracy of the finite runs, converged or not
+                    text += f"\n{100 * np.mean([r.final_accuracy for r in finite]):.0f}%"
                 else:
-                    text += "\nfailed" if all(r.outcome == "failed" for r in runs) else "\nf/d"
+                    text += "\ndiv."
                 ink = "white" if fraction[i, j] < 0.6 else "black"
                 ax.text(j, i, text, ha="center", va="center", fontsize=style.SMALL_SIZE - 1, color=ink,
                         linespacing=1.0)
@@ -102,10 +106,10 @@ def stability_region(results, axes, path: Path) -> Optional[Path]:
     caption = (
         "Stability region: for each algorithm (one panel"
         + (" per algorithm and base optimizer" if len(bases) > 1 else "")
-        + "), the fraction of seeds whose run converged (neither failed, i.e. ended near chance accuracy or above "
-        "its initial loss, nor diverged) at each number of nodes (rows) and learning rate (columns, the swept "
+        + "), the fraction of seeds whose run converged (each of its last evaluations at or above the target "
+        f"accuracy, {_target_text(results)}) at each number of nodes (rows) and learning rate (columns, the swept "
         "values, log-spaced). Cell text: converged seeds / seeds run, and below it the mean final accuracy (%) "
-        "of the converged seeds; 'div.': every seed diverged; 'failed': every seed failed; 'f/d': some of each. "
+        "of the runs that did not diverge, converged or not; 'div.': every seed diverged. "
         f"Colour: the converged fraction, one scale for all panels ({_seeds_text(seeds_seen)} per cell). "
         + (f"Runs are pooled over the other swept fields ({', '.join(field_label(a) for a in pooled_axes)}). "
            if pooled_axes else "")
