@@ -17,11 +17,12 @@ from .declaration import Algorithm, Hyperparameter
 class DcasgdState(NamedTuple):
     base_state: Any
     mean_square: Any  # pytree like params ([N, ...] per worker); () when not adaptive
+    count: Any = ()  # updates of the mean square so far (per worker with per_worker_ms); () without bias_correction
 
 
 def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False, ms_decay: float = 0.95,
            eps: float = 1e-7, per_worker_ms: bool = False, *, momentum=None, base=None,
-           optimizer_state: str = "server") -> Rule:
+           optimizer_state: str = "server", bias_correction: bool = False) -> Rule:
     """DC-ASGD-c (``adaptive=False``, the default) or DC-ASGD-a (``adaptive=True``).
 
     Worker m's gradient ``g`` was computed at its backup ``w_bak[m]`` (what it pulled).
@@ -36,7 +37,10 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
         ms  <- m * ms + (1 - m) * g * g
         lam  = lam0 / sqrt(ms + eps)
 
-    with ``lam0`` divided afresh every step (never the previous lam). ``ms`` is one mean
+    with ``lam0`` divided afresh every step (never the previous lam); ``ms`` starts at 0,
+    as in the paper, so early on it is ``(1 - m)`` times too small and ``lam`` about
+    ``1 / sqrt(1 - m)`` = 4.5 times too large; ``bias_correction=True`` divides ``ms`` by
+    ``1 - m^t`` as Adam does (not in the paper; docs/choices.md). ``ms`` is one mean
     square for the server by default or one per worker (``per_worker_ms=True``): public
     implementations disagree. ``lam = 0`` is plain ASGD. Any optax optimizer can take
     the place of SGD, its state on the server or per worker, as in ``asgd``.
@@ -58,6 +62,7 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
       ms_decay: ``m``, the mean square's decay (0.95).
       eps: added under the square root (1e-7).
       per_worker_ms: one mean square per worker instead of one on the server.
+      bias_correction: divide the mean square by ``1 - m^t`` (t: its updates so far).
       momentum: heavy-ball momentum of that SGD (``None``: none).
       base: any optax optimizer, instead of ``learning_rate``/``momentum``.
       optimizer_state: where the base optimizer's state lives, ``"server"`` (default)
@@ -73,12 +78,14 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
     check("eps", eps, RuleError, low=0, low_open=True)
 
     def init(params, num_workers):
-        mean_square = ()
+        mean_square, count = (), ()
         if adaptive:
             mean_square = tree_zeros(params)
             if per_worker_ms:
                 mean_square = tree_stack(mean_square, num_workers)
-        return DcasgdState(base_init(base, params, num_workers, optimizer_state), mean_square)
+        if adaptive and bias_correction:
+            count = jnp.zeros((num_workers,) if per_worker_ms else (), jnp.int32)
+        return DcasgdState(base_init(base, params, num_workers, optimizer_state), mean_square, count)
 
     def update(state, params, grad, *, worker, staleness, backup):
         del staleness
@@ -86,7 +93,11 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
         if adaptive:
             ms = tree_row(mean_square, worker) if per_worker_ms else mean_square
             ms = jax.tree_util.tree_map(lambda s, g: ms_decay * s + (1 - ms_decay) * g * g, ms, grad)
-            lam_t = jax.tree_util.tree_map(lambda s: lam0 / jnp.sqrt(s + eps), ms)
+            scale = 1.0
+            if bias_correction:
+                t = (state.count[worker] if per_worker_ms else state.count) + 1
+                scale = 1.0 / (1.0 - ms_decay ** t.astype(jnp.float32))
+            lam_t = jax.tree_util.tree_map(lambda s: lam0 / jnp.sqrt(s * scale + eps), ms)
         else:
             lam_t = jax.tree_util.tree_map(lambda g: lam0, grad)
         compensated = jax.tree_util.tree_map(lambda g, l, w, wb: g + l * g * g * (w - wb),
@@ -94,7 +105,10 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
         params, base_state = base_step(base, state.base_state, params, compensated, worker, optimizer_state)
         if adaptive:  # (the row is written once the new parameters exist, see base.after)
             mean_square = tree_set_row(mean_square, worker, after(ms, params)) if per_worker_ms else ms
-        return params, DcasgdState(base_state, mean_square)
+        count = state.count
+        if adaptive and bias_correction:
+            count = count.at[worker].add(1) if per_worker_ms else count + 1
+        return params, DcasgdState(base_state, mean_square, count)
 
     name = "dcasgd-a" if adaptive else "dcasgd-c"
     return Rule(init, update, name=name, uses_backup=True)

@@ -84,6 +84,23 @@ def test_dcasgd_adaptive_divides_lam0_afresh_each_step():
     np.testing.assert_allclose(params, w, rtol=1e-5)
 
 
+def test_dcasgd_bias_correction_hand_computed():
+    """With bias correction the mean square is divided by 1 - m^t: after the first update it is
+    exactly g^2, so lam = lam0 / sqrt(g^2 + eps); after the second (1 - m^2)."""
+    g, w, wb = (np.asarray(a, np.float64) for a in (G, W, W_BAK))
+    for per_worker in (False, True):
+        rule = dcasgd(0.1, lam=2.0, adaptive=True, per_worker_ms=per_worker, bias_correction=True)
+        state = rule.init(W, 1)
+        p1, state = step(rule, state, W, G, backup=W_BAK)
+        lam = 2.0 / np.sqrt(g * g + 1e-7)
+        np.testing.assert_allclose(p1, w - 0.1 * (g + lam * g * g * (w - wb)), rtol=1e-5)
+        p2, state = step(rule, state, p1, G, backup=W_BAK)
+        ms = 0.95 * 0.05 * g * g + 0.05 * g * g
+        lam = 2.0 / np.sqrt(ms / (1 - 0.95 ** 2) + 1e-7)
+        expected = np.asarray(p1, np.float64) - 0.1 * (g + lam * g * g * (np.asarray(p1, np.float64) - wb))
+        np.testing.assert_allclose(p2, expected, rtol=1e-5)
+
+
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_dcasgd_without_staleness_is_asgd(adaptive):
     dc, plain = dcasgd(0.1, adaptive=adaptive), asgd(0.1)
