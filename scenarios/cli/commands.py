@@ -14,7 +14,8 @@ from scenarios import api
 from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import SCENARIOS
 from scenarios.experiments.config import FIELDS, parse_assignments
-from scenarios.experiments.estimate import dry_run
+from scenarios.experiments import rerun
+from scenarios.experiments.estimate import duration, dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep, check_sweep
 from scenarios.experiments.plan import Options, jobs, plan
 from scenarios.experiments.results import check_writable, write_text_atomic
@@ -86,6 +87,13 @@ def add_subcommands(sub) -> None:
     p.add_argument("--results", default="results", metavar="RESULTS",
                    help="folder holding the experiments' folders (default: results)")
     p.add_argument("--out", default=None, help="where to write (default: RESULTS/claims.md, beside the results)")
+    p.add_argument("--rerun", action="store_true",
+                   help="first carry out every experiment the claims rest on, from scratch, into --out DIR (10 seeds, "
+                        "tuned, the studies and the stability sweep; finished runs kept, shared runs run once), "
+                        "then write DIR/claims.md")
+    p.add_argument("--dry-run", action="store_true", help="with --rerun: print the plan and the estimated time")
+    p.add_argument("--jobs", default="auto", help="with --rerun: local processes, or 'auto' (one per CPU core)")
+    p.add_argument("--data-dir", default=None, help="with --rerun: folder with the dataset files")
     p.add_argument("--accept-provenance", action="store_true",
                    help="judge results made in a working tree with uncommitted changes, or mixing JAX versions "
                         "within an experiment (refused otherwise); the document lists them up front")
@@ -206,6 +214,20 @@ def cmd_sweep(args) -> int:
 
 def cmd_claims(args) -> int:
 
+    if args.rerun:
+        if not args.out:
+            raise ConfigError("--rerun: give --out DIR, the folder to run everything into")
+        root = Path(args.out)
+        if args.dry_run:
+            total = rerun.estimate(root, args.jobs, args.data_dir)
+            print(f"the whole protocol: about {duration(total)} (the midpoints of the estimates above, summed)")
+            return 0
+        rerun.rerun(root, args.jobs, args.data_dir)
+        write_text_atomic(root / "claims.md", markdown(root, args.accept_provenance))
+        print(f"written to {root / 'claims.md'}")
+        return 0
+    if args.dry_run:
+        raise ConfigError("--dry-run: only with --rerun (claims alone runs nothing)")
     root = Path(args.results)
     if not root.is_dir():
         raise ConfigError(f"--results: no folder {str(root)!r}")

@@ -82,15 +82,16 @@ def calibrate(runs, data_dir=None, log=print) -> Calibration:
 
 
 def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Path] = None, force: bool = False,
-            shipped: Optional[Path] = None, explicit=frozenset(), log=print) -> None:
+            shipped: Optional[Path] = None, explicit=frozenset(), log=print) -> float:
     """The grid, the learning rates it would use and an estimated wall time: one short run per
     kind of run (algorithm, base, problem shape) on this machine (``estimate.calibrate``),
     scaled to every run still to do (finished runs in ``out`` are skipped, as a real run would);
-    with several processes, a range from perfect sharing to none."""
+    with several processes, a range from perfect sharing to none. Returns the range's
+    midpoint in seconds (0 when nothing is to do). Runs with the same key count once."""
 
     runs = resolve(runs, explicit=explicit, grids=grids, shipped=shipped, log=log)
     tuning = [r for entries in tuning_runs(runs, grids, tuning_seeds).values() for _, r in entries] if grids else []
-    everything = tuning + runs
+    tuning = list({r.key: r for r in tuning}.values())  # cells of several experiments share their tuning runs
     cells = len({(r.config, r.algorithm, r.base) for r in runs})
     log(f"grid: {len(runs)} reported runs ({cells} cells x {len(runs) // max(1, cells)} seeds)"
           + (f" + {len(tuning)} tuning runs" if tuning else ""))
@@ -101,14 +102,15 @@ def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Pat
                 rates.setdefault((r.algorithm, r.base), set()).add(f"{o.field}={getattr(r.config, o.field):g} "
                                                                    f"({o.source})")
         log("learning rates: " + "; ".join(f"{a} on {b}: {', '.join(sorted(v))}" for (a, b), v in rates.items()))
-    done, todo = pending(tuning + ([] if grids else runs), out, force) if out is not None else ({}, everything)
+    first = tuning + ([] if grids else runs)  # with tuning, the reported runs' keys are known only after it
+    done, todo = pending(first, out, force) if out is not None else ({}, first)
     if grids:
         todo = todo + runs  # their tuned values are known only after tuning
     if done:
         log(f"already finished in {out}: {len(done)} runs (skipped; --force recomputes them)")
     if not todo:
         log("nothing to do: every run is finished (nothing was run)")
-        return
+        return 0.0
     log(f"to do: {len(todo)} runs, {sum(r.config.updates for r in todo):,} applied updates in all")
     log("calibration on this machine (one short run per algorithm, base and problem shape):")
     calibration = calibrate(todo, data_dir, log=log)
@@ -116,14 +118,15 @@ def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Pat
     one = calibration.seconds(todo, compile_groups(todo))
     where = f"--jobs {jobs} ({processes} process{'es' if processes > 1 else ''})"
     if processes == 1:
-        log(f"estimated wall time with {where}: {_duration(one)} (nothing was run; drop --dry-run to run)")
-    else:
-        log(f"estimated wall time with {where}: between {_duration(one / processes)} (processes that never "
-              f"slow each other) and {_duration(one)} (one process); they share the memory bandwidth "
-              f"(nothing was run; drop --dry-run to run)")
+        log(f"estimated wall time with {where}: {duration(one)} (nothing was run; drop --dry-run to run)")
+        return one
+    log(f"estimated wall time with {where}: between {duration(one / processes)} (processes that never "
+        f"slow each other) and {duration(one)} (one process); they share the memory bandwidth "
+        f"(nothing was run; drop --dry-run to run)")
+    return (one / processes + one) / 2
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds >= 600:
         return f"{seconds / 60:.0f} min"
     minutes, rest = divmod(round(seconds), 60)

@@ -16,8 +16,9 @@ from scenarios.experiments.sweep import Sweep, run_sweep
 from scenarios.experiments.tuning import run_protocol
 
 
-def carry_out(plan: Plan, *, log=print, invocation: Optional[dict] = None) -> list[RunResult]:
-    """Run a planned experiment into ``plan.out`` (finished runs are kept); the reported results."""
+def carry_out(plan: Plan, *, log=print, invocation: Optional[dict] = None, reuse: tuple = ()) -> list[RunResult]:
+    """Run a planned experiment into ``plan.out`` (finished runs are kept; runs finished in the
+    folders ``reuse`` with the same key are copied in); the reported results."""
     claim_folder(plan.out, plan.options.identity, plan.options.force)
     with FolderLock(plan.out):
         log(f"{plan.scenario.name}: {len(plan.runs)} reported runs -> {plan.out}")
@@ -26,7 +27,8 @@ def carry_out(plan: Plan, *, log=print, invocation: Optional[dict] = None) -> li
             plan.runs, plan.out, grids=plan.grids, tuning_seeds=plan.tuning_seeds,
             shipped=plan.scenario.shipped_tuning, explicit=plan.options.explicit,
             planned=lambda reported: write_json_atomic(plan.out / "experiment.json", plan.manifest(reported)),
-            data_dir=plan.options.data_dir, force=plan.options.force, jobs=plan.jobs, invocation=invocation, log=log)
+            data_dir=plan.options.data_dir, force=plan.options.force, jobs=plan.jobs, invocation=invocation, log=log,
+            reuse=reuse)
         log(f"finished in {time.perf_counter() - started:.0f} s")
     return results
 

@@ -61,10 +61,36 @@ def accelerator() -> bool:
     return jax.default_backend() != "cpu"
 
 
-def pending(runs: list[RunSpec], out: Path, force: bool) -> tuple[dict, list[RunSpec]]:
-    """Runs already finished in ``out`` (by key) and the runs still to do."""
+def finished_elsewhere(folders) -> dict:
+    """key -> result.json path of every finished run in the experiment folders ``folders``."""
+    index = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("runs/*/result.json")):
+            result = load_result(path)
+            if result is not None:
+                index.setdefault(result.key, path)
+    return index
+
+
+def reused(run: RunSpec, path: Path) -> RunResult:
+    """Another experiment's finished run with the same key (the same numbers), labelled as this
+    run: its name, axis, tuned values and their sources; ``provenance["reused_from"]`` says where."""
+    result = load_result(path)
+    result.run, result.axis = run.label, run.axis
+    result.axis_value = getattr(run.config, run.axis) if run.axis else None
+    result.tuned = dict(run.tuned)
+    result.hyperparameters = {o.field: o.record(run.config) for o in run.origins}
+    result.provenance = {**result.provenance, "reused_from": str(path.parent)}
+    return result
+
+
+def pending(runs: list[RunSpec], out: Path, force: bool, reuse: dict | None = None) -> tuple[dict, list[RunSpec]]:
+    """Runs already finished in ``out`` (by key), or in another experiment's folder (``reuse``:
+    key -> result path, ``finished_elsewhere``; copied into ``out``), and the runs still to do."""
     done, todo = {}, []
     for run in runs:
+        if not force and reuse and run.key in reuse and not (out / "runs" / run.dirname / "result.json").exists():
+            write_result(out / "runs" / run.dirname, reused(run, reuse[run.key]))
         path = out / "runs" / run.dirname / "result.json"
         existing = None if force else load_result(path)
         if existing is None and path.exists() and not force:
@@ -129,15 +155,18 @@ def use_compilation_cache() -> Optional[str]:
 
 def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = False, jobs: int | str = 1,
              backend: str = "local", address: Optional[str] = None, log=print,
-             invocation: Optional[dict] = None) -> list[RunResult]:
+             invocation: Optional[dict] = None, reuse: tuple = ()) -> list[RunResult]:
     """Carry out every run not already finished in ``out``; results in the order of ``runs``.
 
     ``invocation`` (the command line and the overrides) is recorded in each result's
-    provenance. ``jobs``: local processes, a number or ``"auto"`` (``processes_for``)."""
+    provenance. ``jobs``: local processes, a number or ``"auto"`` (``processes_for``).
+    ``reuse``: other experiments' folders whose finished runs with the same key are copied
+    in instead of being run again (``claims --rerun``: a run several experiments share is
+    carried out once)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
     use_compilation_cache()
-    done, todo = pending(runs, out, force)
+    done, todo = pending(runs, out, force, finished_elsewhere(reuse) if reuse else None)
     jobs = processes_for(jobs, todo) if todo else 1
     where = f"{jobs} processes" if backend == "local" and jobs > 1 else ("ray" if backend == "ray" else "in process")
     log(f"{len(runs)} runs, {len(done)} already finished, {len(todo)} to do ({where})")

@@ -1,0 +1,64 @@
+"""Everything behind docs/claims.md, from scratch, into one folder: the experiments, the studies and the sweep, tuned.
+
+    stalesim claims --rerun --out DIR [--dry-run] [--jobs N]
+
+carries out, into ``DIR/NAME`` each, the experiments the claims rest on at the settings
+of the committed results (``CLAIM_EXPERIMENTS``: 10 reported seeds, ``--tune default``
+with 2 tuning seeds), the ablation and sensitivity studies, and the stability sweep;
+then writes ``DIR/claims.md``. Finished runs are kept (it resumes like ``run``), and a
+run that several experiments share (same key: fmnist and noniid at one class per node,
+fmnist and every study's unchanged cells) is carried out once and copied to the others.
+``--dry-run`` prints each part's plan and estimate, and the total.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scenarios.experiments.catalogue import STUDIES
+from scenarios.experiments.estimate import dry_run
+from scenarios.experiments.experiment import carry_out, carry_out_sweep
+from scenarios.experiments.plan import Options, plan
+from scenarios.experiments.sweep import load_sweep
+
+SEEDS = "10"
+TUNING_SEEDS = "2"
+CLAIM_EXPERIMENTS = ("fmnist", "noniid", "scale") + tuple(STUDIES)
+SWEEP = "stability"  # docs/claims-data/sweep-stability
+
+
+def plans(root: Path, jobs="auto", data_dir=None) -> list:
+    """Each experiment's plan into ``root/NAME``, at 10 seeds, tuned by the protocol."""
+    return [plan(Options(name, seeds=SEEDS, tune=("default",), tuning_seeds=TUNING_SEEDS, jobs=jobs,
+                         out=str(root / name), data_dir=data_dir)) for name in CLAIM_EXPERIMENTS]
+
+
+def estimate(root: Path, jobs="auto", data_dir=None, log=print) -> float:
+    """Print the plan and the estimate of every part (runs shared between experiments counted
+    once); return the summed midpoints of the estimates, in seconds."""
+    planned = plans(root, jobs, data_dir)
+    seen, runs = set(), []
+    for p in planned:
+        for run in p.runs:
+            if run.key not in seen:
+                seen.add(run.key)
+                runs.append(run)
+    shared = sum(len(p.runs) for p in planned) - len(runs)
+    log(f"experiments: {', '.join(p.scenario.name for p in planned)} ({shared} reported runs shared between them, "
+        "carried out once)")
+    total = dry_run(runs, planned[0].grids, int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
+    sweep = load_sweep(SWEEP)
+    log(f"sweep {SWEEP}:")
+    total += dry_run(sweep.runs(), sweep.tune, 2, jobs, data_dir, out=root / f"sweep-{SWEEP}",
+                     explicit=sweep.explicit, log=log) or 0.0
+    return total
+
+
+def rerun(root: Path, jobs="auto", data_dir=None, log=print) -> None:
+    """Carry out every part into ``root`` (each reusing the runs the earlier parts finished)."""
+    done: list[Path] = []
+    for p in plans(root, jobs, data_dir):
+        carry_out(p, log=log, invocation={"command": f"stalesim claims --rerun --out {root}"}, reuse=tuple(done))
+        done.append(p.out)
+    carry_out_sweep(load_sweep(SWEEP), root / f"sweep-{SWEEP}", jobs=jobs, data_dir=data_dir,
+                    log=log, invocation={"command": f"stalesim claims --rerun --out {root}"})
