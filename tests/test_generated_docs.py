@@ -1,8 +1,9 @@
 """Every number the README and docs show is generated: each generated section is fresh."""
 
+import json
 from pathlib import Path
 
-from scenarios.reports import readme
+from scenarios.reports import divergence, readme
 from scenarios.reports.claims import markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,3 +24,10 @@ def test_readme_fmnist_table_is_the_committed_run():
     """The README's table is table.md of the committed fmnist run; CI also compares it with a fresh run."""
     shown = readme.section(readme.README.read_text(), "fmnist-table")
     assert shown == readme.table_body((ROOT / "docs" / "claims-data" / "fmnist" / "table.md").read_text())
+
+
+def test_dcasgd_divergence_table_is_the_committed_study():
+    """docs/choices.md's DC-ASGD table is what docs/dcasgd-divergence.json says (the study's data)."""
+    data = json.loads((ROOT / "docs" / "dcasgd-divergence.json").read_text())
+    assert divergence.shown((ROOT / "docs" / "choices.md").read_text()) == divergence.markdown(data)
+    assert not str(data["versions"]["git_commit"]).endswith("+uncommitted")  # made from a commit

@@ -15,15 +15,16 @@ each run diverges and how far it gets:
 - DC-ASGD-c, the constant ``lam = 0.04`` of the paper's DC-ASGD-c and MXNet's ``DCASGD``.
 
     python -m scenarios.reports.divergence run docs/dcasgd-divergence.json   (minutes)
-    python -m scenarios.reports.divergence markdown docs/dcasgd-divergence.json
+    python -m scenarios.reports.divergence update docs/dcasgd-divergence.json
 
-The second prints the table docs/choices.md carries between its generated markers; a
-test checks that it is what the committed JSON says.
+The second writes the table into docs/choices.md between its generated markers; a test
+checks that it is what the committed JSON says.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -88,7 +89,9 @@ def markdown(data: dict) -> str:
             div = [r["diverged_at"] for r in rs if r["outcome"] == "diverged" and r["diverged_at"] is not None]
             blown = sum(r["outcome"] == "diverged" for r in rs)
             finite = [r["final_accuracy"] for r in rs if r["outcome"] != "diverged"]
-            text = f"{blown}/{len(rs)} diverged" + (f" (at update {min(div)}-{max(div)})" if div else "")
+            when = "" if not div else f" (at update {min(div)})" if min(div) == max(div) else \
+                f" (at update {min(div)}-{max(div)})"
+            text = f"{blown}/{len(rs)} diverged{when}"
             if finite:
                 text += f"; others {100 * np.mean(finite):.0f}%"
             cells.append(text)
@@ -102,13 +105,23 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+CHOICES = Path(__file__).resolve().parents[2] / "docs" / "choices.md"
+BLOCK = re.compile(r"(<!-- generated: dcasgd-divergence -->\n)(.*?)(<!-- end: dcasgd-divergence -->)", re.S)
+
+
+def shown(text: str) -> str:
+    """The table docs/choices.md shows between its generated markers."""
+    return BLOCK.search(text).group(2)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 2 and argv[0] == "run":
         print(markdown(run(Path(argv[1]))), end="")
         return 0
-    if len(argv) == 2 and argv[0] == "markdown":
-        print(markdown(json.loads(Path(argv[1]).read_text())), end="")
+    if len(argv) == 2 and argv[0] == "update":
+        body = markdown(json.loads(Path(argv[1]).read_text()))
+        CHOICES.write_text(BLOCK.sub(lambda m: m.group(1) + body + m.group(3), CHOICES.read_text()))
         return 0
     print(__doc__, file=sys.stderr)
     return 2
