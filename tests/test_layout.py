@@ -101,10 +101,9 @@ def test_registered_names_are_explicit_about_optimizer_state():
 def test_rules_of_equal_values_are_one_rule():
     base = Base("momentum", 0.1, 0.9)
     gsgm_ = registry.get("gsgm")
-    assert gsgm_.rule(base, 4, {"gsgm_k": 2, "gsgm_policy": "fifo"}) is gsgm_.rule(
-        Base("momentum", 0.1, 0.9), 4, {"gsgm_k": 2, "gsgm_policy": "fifo", "unrelated": 1})
-    assert gsgm_.rule(base, 4, {"gsgm_k": 3, "gsgm_policy": "fifo"}) is not gsgm_.rule(
-        base, 4, {"gsgm_k": 2, "gsgm_policy": "fifo"})
+    values = {"gsgm_k": 2, "gsgm_policy": "fifo", "gsgm_momentum": 0.9}
+    assert gsgm_.rule(base, 4, values) is gsgm_.rule(Base("momentum", 0.1, 0.9), 4, {**values, "unrelated": 1})
+    assert gsgm_.rule(base, 4, {**values, "gsgm_k": 3}) is not gsgm_.rule(base, 4, values)
 
 
 def test_old_names_still_work_with_a_deprecation_warning():
