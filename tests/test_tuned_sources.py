@@ -12,7 +12,8 @@ from scenarios.experiments.catalogue import SCENARIOS, expand
 from scenarios.cli import main
 from scenarios.errors import ConfigError
 from scenarios.workloads.data import available
-from scenarios.experiments.tuning import LEARNING_RATES, TUNING_COLUMNS, choose, read_shipped, resolve, tuned_at_key
+from scenarios.experiments.origins import LEARNING_RATES, read_shipped, resolve, tuned_at_key
+from scenarios.experiments.tuning import TUNING_COLUMNS, choose
 
 FMNIST = SCENARIOS["fmnist"]
 needs_fmnist = pytest.mark.skipif(not available("fmnist"), reason="Fashion-MNIST is not installed")

@@ -125,7 +125,7 @@ class RunSpec:
     axis: Optional[str] = None
     split: str = "test"  # evaluated on: test (reported runs) or validation (tuning runs)
     tuned: tuple = ()  # ((field, value), ...) chosen by tuning and applied to config
-    origins: tuple = ()  # (tuning.Origin, ...): where each tuned field's value came from
+    origins: tuple = ()  # (origins.Origin, ...): where each tuned field's value came from
 
     @property
     def key(self) -> str:

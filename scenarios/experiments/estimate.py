@@ -11,7 +11,8 @@ import jax.monitoring
 
 from scenarios.experiments.execute import execute
 from scenarios.experiments.pool import compile_groups, pending, processes_for
-from scenarios.experiments.tuning import resolve, tuning_runs
+from scenarios.experiments.origins import resolve
+from scenarios.experiments.tuning import tuning_runs
 
 _COMPILE_SECONDS: list = []  # [seconds] once counting has started in this process
 

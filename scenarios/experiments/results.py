@@ -49,7 +49,7 @@ class RunResult:
     updates_per_second: Optional[float] = None
     split: str = "test"  # what the history's accuracy is measured on: test, or validation (tuning runs)
     tuned: dict = field(default_factory=dict)  # hyperparameters tuned for this configuration, e.g. {"lr_sgd": 0.05}
-    hyperparameters: dict = field(default_factory=dict)  # each tuned field: value, source, tuned_at (tuning.Origin)
+    hyperparameters: dict = field(default_factory=dict)  # each tuned field: value, source, tuned_at (origins.Origin)
     versions: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
 

@@ -12,7 +12,7 @@ from scenarios.errors import ConfigError
 from scenarios.experiments.lock import FolderLock
 from scenarios.experiments.results import check_writable, write_json_atomic, write_text_atomic
 from scenarios.experiments.plan import Options, plan
-from scenarios.experiments.tuning import resolve
+from scenarios.experiments.origins import resolve
 from scenarios.live.backends import BACKENDS
 from scenarios.live.session import DEFAULT_TIME_SCALE, check_live, finished, run_dir, run_live
 from scenarios.live.validate import figure, markdown, table, validate_folder
