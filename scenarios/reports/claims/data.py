@@ -23,6 +23,7 @@ import numpy as np
 
 from algorithms import BASES, registry
 from scenarios.errors import ConfigError
+from scenarios.experiments.config import from_dict, numbers_fields
 from scenarios.experiments.results import RunResult, load_result
 from scenarios.reports.claims.records import Shared, Source
 from scenarios.reports.stats import accuracy_over
@@ -264,13 +265,19 @@ def source(name_: str, results: list[RunResult], tuning: Tuning) -> Source:
                   tuple(sorted({r.provenance.get("machine", {}).get("processor", "?") for r in reported})))
 
 
+def _normalized(config: dict) -> dict:
+    """A saved configuration as the current fields read it (retired fields dropped, new ones at
+    their defaults), without the fields that decide only the outcome label."""
+    return numbers_fields(from_dict(config))
+
+
 def shared(first: str, a: list[RunResult], second: str, b: list[RunResult]) -> Shared:
     """How far the runs two experiments have in common (same algorithm, base and seed) agree."""
     index = {(r.algorithm, r.base, r.seed): r for r in b if r.split == "test"}
     pairs = [(r, index[(r.algorithm, r.base, r.seed)]) for r in a
              if r.split == "test" and (r.algorithm, r.base, r.seed) in index]
-    differences = sorted({k for x, y in pairs for k in set(x.config) | set(y.config)
-                          if x.config.get(k) != y.config.get(k)})
+    differences = sorted({k for x, y in pairs for k, v in _normalized(x.config).items()
+                          if _normalized(y.config).get(k) != v})
     finals = [abs(x.final_accuracy - y.final_accuracy) for x, y in pairs
               if x.final_accuracy is not None and y.final_accuracy is not None]
     return Shared(first, second, len(pairs), sum(x.key == y.key for x, y in pairs), tuple(differences),
