@@ -21,9 +21,9 @@ def test_readme_sections_generated_from_the_registry_and_the_claims_are_fresh():
 
 
 def test_readme_fmnist_table_is_the_committed_run():
-    """The README's table is table.md of the committed fmnist run; CI also compares it with a fresh run."""
+    """The README's table is table.md of the committed main job (docs/main-job); CI also compares it with a fresh run."""
     shown = readme.section(readme.README.read_text(), "fmnist-table")
-    assert shown == readme.table_body((ROOT / "docs" / "claims-data" / "fmnist" / "table.md").read_text())
+    assert shown == readme.table_body((ROOT / "docs" / "main-job" / "table.md").read_text())
 
 
 def test_dcasgd_divergence_table_is_the_committed_study():

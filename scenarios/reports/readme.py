@@ -1,7 +1,7 @@
 """The README's generated sections: filled from the tool's own outputs, and checked against them.
 
     python -m scenarios.reports.readme update [--results results] [--claims docs/claims.md]
-    python -m scenarios.reports.readme check DIR [--reference docs/claims-data/fmnist]
+    python -m scenarios.reports.readme check DIR [--reference docs/main-job]
                                               # DIR: a fresh `stalesim reproduce fmnist --out DIR`
 
 A generated section sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``:
@@ -12,7 +12,7 @@ A generated section sits between ``<!-- generated: NAME -->`` and ``<!-- end: NA
 
 ``check`` fails (exit 1) when the README's fmnist table differs from the table a fresh
 run wrote. The README's table is that of the committed run (``--reference``, default
-``docs/claims-data/fmnist``, a test checks it), whose results record the CPU they were
+``docs/main-job``, a test checks it), whose results record the CPU they were
 computed on (``scenarios.experiments.machine``). Where the fresh runs record the same CPU, the
 same config and seeds give the same numbers bit for bit, so any difference means the
 README is stale. Where the CPU differs (or either is not recorded), it prints one line
@@ -36,7 +36,7 @@ from scenarios.experiments.machine import describe, same_cpu
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-REFERENCE = ROOT / "docs" / "claims-data" / "fmnist"
+REFERENCE = ROOT / "docs" / "main-job"  # the committed `stalesim reproduce fmnist` (3 seeds) the README shows
 
 # Used only where the fresh run's CPU differs from the README's: column -> (absolute tolerance, relative tolerance);
 # a number passes within either. Other columns (labels, counts, simulated times, staleness: fixed by the trace, which

@@ -292,6 +292,17 @@ def region_notes(results: list[RunResult]) -> list[str]:
     for (algorithm, base, workers), by_lr in _region(results).items():
         by_nodes[workers][(algorithm, base)] = _converging(by_lr)
     notes = []
+    everywhere = defaultdict(list)  # (algorithm, base) -> rates converging at each node count
+    for workers, ranges in sorted(by_nodes.items()):
+        for member, rates in ranges.items():
+            everywhere[member].append(set(rates))
+    if everywhere:
+        notes.append("Stability region over every node count of the sweep (" + ", ".join(map(str, sorted(by_nodes)))
+                     + "), the rates at which every seed converged at every one: " + "; ".join(
+                         f"{registry.display_name(a)} on {b}: "
+                         + (", ".join(f"{lr:g}" for lr in sorted(set.intersection(*sets))) or "none")
+                         for (a, b), sets in sorted(everywhere.items(), key=lambda kv: registry.order(kv[0][0])))
+                     + ".")
     for workers, ranges in sorted(by_nodes.items()):
         mine = {k: v for k, v in ranges.items() if k[0] == "gsgm"}
         theirs = {k: v for k, v in ranges.items() if k[0] != "gsgm"}
