@@ -331,3 +331,20 @@ def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_
     notes = region_notes(results)
     assert notes[0].endswith("ASGD on sgd: 0.01; GSGM on sgd: 0.01, 0.1.")
     assert "Sweep at 30 nodes: GSGM's converging range (10x) is wider than the widest baseline's" in notes[-1]
+
+
+def test_equal_time_study_averages_both_over_the_same_window_ending_at_the_budget():
+    from scenarios.reports.claims.studies import all_studies
+
+    def timed(algorithm, base, seed, times, accs, budget=None):
+        r = run(algorithm, base, seed, accs[-1], 0.01, history=[
+            {"update": 200 * i, "sim_time": t, "loss": 1.0, "accuracy": a + NOISE[seed]}
+            for i, (t, a) in enumerate(zip(times, accs))])
+        r.config.update({"final_evals": 2, **({"time_budget": budget} if budget else {})})
+        return r
+    fmnist = [timed("gsgm", "sgd", s, (0, 1000, 2000, 3000), (0.1, 0.8, 0.84, 0.85)) for s in SEEDS]
+    budget = [timed("asgd-server", "adam", s, (0, 1000, 2500, 3000), (0.1, 0.8, 0.82, 0.84), 3000) for s in SEEDS]
+    study, = all_studies(fmnist, {"time-budget": budget}, STABILITY_TUNING)
+    # GSGM's last 2 evaluations span 2000-3000 s: GSGM 0.85 there, the baseline (0.82 + 0.84) / 2
+    finding, = study.findings
+    assert "2000-3000 s" in finding.measure and finding.estimate.mean == pytest.approx(0.02)

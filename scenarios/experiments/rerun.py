@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenarios.experiments.catalogue import STUDIES
+from scenarios.experiments.catalogue import SCENARIOS, STUDIES
 from scenarios.experiments.estimate import dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
 from scenarios.experiments.plan import Options, plan
@@ -29,24 +29,24 @@ SWEEP = "stability"  # docs/claims-data/sweep-stability
 
 def plans(root: Path, jobs="auto", data_dir=None) -> list:
     """Each experiment's plan into ``root/NAME``, at 10 seeds, tuned by the protocol."""
-    return [plan(Options(name, seeds=SEEDS, tune=("default",), tuning_seeds=TUNING_SEEDS, jobs=jobs,
-                         out=str(root / name), data_dir=data_dir)) for name in CLAIM_EXPERIMENTS]
+    return [plan(Options(name, seeds=SEEDS, tune=("default",) if SCENARIOS[name].tune else (),
+                         tuning_seeds=TUNING_SEEDS, jobs=jobs, out=str(root / name), data_dir=data_dir))
+            for name in CLAIM_EXPERIMENTS]
 
 
 def estimate(root: Path, jobs="auto", data_dir=None, log=print) -> float:
     """Print the plan and the estimate of every part (runs shared between experiments counted
     once); return the summed midpoints of the estimates, in seconds."""
     planned = plans(root, jobs, data_dir)
-    seen, runs = set(), []
-    for p in planned:
-        for run in p.runs:
-            if run.key not in seen:
-                seen.add(run.key)
-                runs.append(run)
-    shared = sum(len(p.runs) for p in planned) - len(runs)
+    tuned = list({r.key: r for p in planned if p.grids for r in p.runs}.values())  # a shared run counts once
+    fixed = [r for p in planned if not p.grids for r in p.runs]
+    shared = sum(len(p.runs) for p in planned if p.grids) - len(tuned)
     log(f"experiments: {', '.join(p.scenario.name for p in planned)} ({shared} reported runs shared between them, "
         "carried out once)")
-    total = dry_run(runs, planned[0].grids, int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
+    total = dry_run(tuned, planned[0].grids, int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
+    if fixed:
+        log("at fixed rates (not tuned): " + ", ".join(p.scenario.name for p in planned if not p.grids))
+        total += dry_run(fixed, (), int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
     sweep = load_sweep(SWEEP)
     log(f"sweep {SWEEP}:")
     total += dry_run(sweep.runs(), sweep.tune, 2, jobs, data_dir, out=root / f"sweep-{SWEEP}",
