@@ -327,7 +327,7 @@ def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_
                 failing = workers == 30 and lr == 0.1 and seed == 1
                 results.append(sweep_run("asgd", workers, lr, seed, "failed" if failing else "converged"))
     rows = {(r[0], r[1]): r for r in stability_region(results).rows}
-    assert rows[("ASGD on sgd", 30)][2:4] == ("0.01", "1x") and rows[("GSGM on sgd", 30)][2:4] == ("0.01, 0.1", "10x")
+    assert rows[("ASGD on sgd", 30)][2:4] == ("0.01", "one rate, 0.01") and rows[("GSGM on sgd", 30)][2:4] == ("0.01, 0.1", "10x")
     notes = region_notes(results)
     assert notes[0].endswith("ASGD on sgd: 0.01; GSGM on sgd: 0.01, 0.1.")
     assert "Sweep at 30 nodes: GSGM's converging range (10x) is wider than the widest baseline's" in notes[-1]

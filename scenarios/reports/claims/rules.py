@@ -264,7 +264,12 @@ def _region(results: list[RunResult]) -> dict:
 
 
 def _width(lrs: list[float]) -> float:
+    """max / min of the converging rates: 1 for one rate, 0 for none (so none < one < a range)."""
     return max(lrs) / min(lrs) if lrs else 0.0
+
+
+def _width_text(lrs: list[float]) -> str:
+    return "none" if not lrs else f"one rate, {lrs[0]:g}" if len(lrs) == 1 else f"{_width(lrs):.0f}x"
 
 
 def _converging(by_lr: dict) -> list[float]:
@@ -278,7 +283,7 @@ def stability_region(results: list[RunResult]) -> Table:
                                                     key=lambda kv: (kv[0][2], registry.order(kv[0][0]))):
         ok = _converging(by_lr)
         rows.append((f"{registry.display_name(algorithm)} on {base}", workers,
-                     ", ".join(f"{lr:g}" for lr in ok) or "none", f"{_width(ok):.0f}x" if ok else "none",
+                     ", ".join(f"{lr:g}" for lr in ok) or "none", _width_text(ok),
                      f"{sum(c for c, _ in by_lr.values())}/{sum(n for _, n in by_lr.values())}"))
     seeds = sorted({r.seed for r in results})
     return Table(("algorithm", "nodes", "converging learning rates (every seed)", "width", "converged runs"),
@@ -309,12 +314,13 @@ def region_notes(results: list[RunResult]) -> list[str]:
         if not mine or not theirs:
             continue
         widest = max(theirs, key=lambda k: _width(theirs[k]))
-        width = max(_width(v) for v in mine.values())
+        best = max(mine.values(), key=_width)
+        width = _width(best)
         relation = "wider than" if width > _width(theirs[widest]) else \
             "as wide as" if width == _width(theirs[widest]) else "narrower than"
-        notes.append(f"Sweep at {workers} nodes: GSGM's converging range ({width:.0f}x) is {relation} the widest "
-                     f"baseline's ({registry.display_name(widest[0])} on {widest[1]}, "
-                     f"{_width(theirs[widest]):.0f}x).")
+        notes.append(f"Sweep at {workers} nodes: GSGM's converging range ({_width_text(best)}) is {relation} the "
+                     f"widest baseline's ({registry.display_name(widest[0])} on {widest[1]}, "
+                     f"{_width_text(theirs[widest])}).")
     return notes
 
 
