@@ -305,10 +305,10 @@ def test_ablation_study_pairs_each_variant_with_full_gsgm_and_computes_the_share
     gain_, accuracy = parts.findings
     assert gain_.estimate.mean == pytest.approx(-1.0)  # 1 - 0.5 / 0.25: twice full GSGM's std
     assert accuracy.estimate.mean == pytest.approx(-0.01)
-    assert parts.sentences == ("Taken away, the white list costs 50% [50%, 50%] of full GSGM's stability gain over "
-                               "ASGD (server) on adam (log scale, paired bootstrap over 3 seeds; 100% = the whole "
-                               "gain, above 100% = steadier than without GSGM at all, below 0 = steadier without "
-                               "it).",)
+    assert parts.sentences == ("The share of full GSGM's stability gain over ASGD (server) on adam that each part "
+                               "accounts for (what is lost without it, on the log scale; 95% interval from a paired "
+                               "bootstrap over 3 seeds; 100% = the whole gain, below 0 = steadier without it): the "
+                               "white list: +50% [+50%, +50%].",)
     assert all_studies(fmnist, {}, STABILITY_TUNING) == ()  # no study folders: no section
 
 
