@@ -103,3 +103,14 @@ def test_share_of_gain_by_hand():
                                         {s: 0.04 for s in seeds})
     assert (share, low, high, n) == (pytest.approx(0.5), pytest.approx(0.5), pytest.approx(0.5), 5)
     assert math.isnan(share_of_gain({0: 0.01}, {0: 0.02}, {0: 0.04})[0])  # one seed: no interval
+
+
+def test_a_run_with_a_time_budget_stops_before_it(tmp_path):
+    from scenarios.experiments.experiment import carry_out
+    from scenarios.experiments.plan import Options, plan
+
+    p = plan(Options("synthetic", seeds="1", updates="400", set=("eval_every=20", "time_budget=30"), base="sgd",
+                     algorithms="asgd", jobs="1", out=str(tmp_path / "x")))
+    r, = carry_out(p, log=lambda *a: None)
+    assert r.history[-1]["sim_time"] <= 30.0 and r.history[-1]["update"] < 400  # the clock stopped it, not updates
+    assert r.updates_replayed == r.history[-1]["update"]

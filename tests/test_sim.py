@@ -215,3 +215,19 @@ def test_bad_models_and_policies():
         simulate(spec3(), "fifo", 0)
     with pytest.raises(SpecError, match="failures"):
         simulate(ClusterSpec(num_workers=2, failures=FailureModel(1.0)), "barrier", 10)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "whitelist-wait", "barrier", "buffered:3"])
+def test_a_time_budget_stops_the_clock_and_keeps_the_prefix(policy):
+    """With time_budget the trace is the prefix, up to the last gradient applied before the
+    budget, of the trace without it: the budget stops the clock and changes nothing before."""
+    spec = ClusterSpec(num_workers=5, compute=ComputeModel("exponential", 1.0, 0.5), speeds=straggler_speeds(5, 4.0))
+    full = simulate(spec, policy, 600, seed=3)
+    cut = simulate(spec, policy, 600, seed=3, time_budget=40.0)
+    n = len(cut.kind)
+    assert 0 < n < len(full.kind)
+    for f in ("kind", "worker", "slot", "time", "version"):
+        np.testing.assert_array_equal(getattr(cut, f), getattr(full, f)[:n])
+    applied = full.time[full.kind == APPLY]
+    assert cut.time[-1] == applied[applied <= 40.0][-1]  # ends at the last apply before the budget
+    assert len(simulate(spec, policy, 10, seed=3, time_budget=1e9).kind) == len(simulate(spec, policy, 10, seed=3).kind)
