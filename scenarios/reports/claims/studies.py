@@ -30,7 +30,7 @@ from scenarios.reports.stats import accuracy_over, estimate, paired_difference, 
 
 PARTS = (("gsgm-fifo", "without the white list"), ("gsgm-k1", "without the partial average"),
          ("gsgm-no-momentum", "without global momentum"))
-FORMS = (("gsgm-queue", "white list that queues gradients (no waiting)"),)
+FORMS = (("gsgm-queue", "with a white list that queues gradients (no waiting)"),)
 SENSITIVITY = (
     ("GSGM's window k", ("gsgm", "sgd"), "5 = N/2 (default)", (("gsgm-k1", "1"), ("gsgm-k3", "3"),
                                                                 ("gsgm-k10", "10 = N"))),
