@@ -348,3 +348,22 @@ def test_equal_time_study_averages_both_over_the_same_window_ending_at_the_budge
     # GSGM's last 2 evaluations span 2000-3000 s: GSGM 0.85 there, the baseline (0.82 + 0.84) / 2
     finding, = study.findings
     assert "2000-3000 s" in finding.measure and finding.estimate.mean == pytest.approx(0.02)
+
+
+def test_stability_accuracy_part_uses_the_baseline_run_to_gsgms_time_when_there_is_one():
+    def timed(algorithm, base, seed, times, accs, std, budget=None):
+        r = run(algorithm, base, seed, accs[-1] + NOISE[seed], std, history=[
+            {"update": 200 * i, "sim_time": t, "loss": 1.0, "accuracy": a + NOISE[seed]}
+            for i, (t, a) in enumerate(zip(times, accs))])
+        r.config.update({"final_evals": 2, **({"time_budget": budget} if budget else {})})
+        return r
+    # at equal updates GSGM is 2 points ahead; run to GSGM's time the baseline is 1 point ahead
+    fmnist = [timed("asgd-server", "adam", s, (0, 500, 1000), (0.1, 0.80, 0.83), BASE_STD[s]) for s in SEEDS]
+    fmnist += [timed("gsgm", "sgd", s, (0, 1000, 2000, 3000), (0.1, 0.8, 0.84, 0.85), 0.3 * BASE_STD[s])
+               for s in SEEDS]
+    to_time = [timed("asgd-server", "adam", s, (0, 1000, 2500, 3000), (0.1, 0.8, 0.85, 0.87), BASE_STD[s], 3000)
+               for s in SEEDS]
+    c = claim_stability(fmnist, STABILITY_TUNING, to_time)
+    assert c.parts[0].verdict == NOT_REPRODUCED
+    budget, = [f for f in c.findings if "run to the same time" in f.measure]
+    assert "2000-3000 s" in budget.measure and budget.estimate.mean == pytest.approx(0.85 - 0.86)

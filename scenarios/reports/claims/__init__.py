@@ -73,7 +73,7 @@ def report(root: Path, accept_provenance: bool = False) -> Report:
                             "document will say so")
     tunings = {name: read_tuning(tuning_file(root, name)) if name in SCENARIOS else Tuning() for name in EXPERIMENTS}
     fmnist, scale, noniid, sweep = (results[name] for name in EXPERIMENTS)
-    claims = (claim_stability(fmnist, tunings["fmnist"]), claim_scale(scale, sweep, tunings["scale"]),
+    claims = (claim_stability(fmnist, tunings["fmnist"], studies.get("time-budget", [])), claim_scale(scale, sweep, tunings["scale"]),
               claim_noniid(noniid, tunings["noniid"]), claim_dcasgd(fmnist), claim_cifar())
     reference = next((r.config for r in fmnist if r.split == "test"), None)
     shares = []

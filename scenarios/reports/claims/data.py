@@ -143,6 +143,18 @@ def equal_time(a: Cell, b: Cell, axis_value=None) -> tuple[float, float, dict, d
     return horizon, window, over(a), over(b)
 
 
+def to_budget(method: Cell, baseline: Cell) -> tuple[float, float, dict, dict]:
+    """GSGM's runs against a baseline run until a simulated-time budget (``time_budget``): the
+    window ending at the budget, as long as the method's last ``final_evals`` evaluations
+    took, and each cell's mean accuracy over it by seed (None for runs that diverged)."""
+    budget = float(baseline.at()[0].config["time_budget"])
+    start = budget - final_window(method.at())
+
+    def over(c):
+        return {r.seed: accuracy_over(r.history, start, budget) if r.outcome != "diverged" else None for r in c.at()}
+    return start, budget, over(method), over(baseline)
+
+
 # ---------------------------------------------------------------------- tuning.csv
 @dataclass(frozen=True)
 class Tuning:

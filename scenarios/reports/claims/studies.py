@@ -24,7 +24,7 @@ import numpy as np
 
 from scenarios.experiments.catalogue import STUDIES
 from scenarios.experiments.results import RunResult
-from scenarios.reports.claims.data import Cell, Tuning, cells, final_window, strongest
+from scenarios.reports.claims.data import Cell, Tuning, cells, strongest, to_budget
 from scenarios.reports.claims.records import DIFFERENCE, GAIN, Comparison, Table, adjusted, gain
 from scenarios.reports.stats import accuracy_over, estimate, paired_difference, paired_ratio
 
@@ -168,14 +168,12 @@ def equal_time(fmnist: list[RunResult], studies: dict) -> Optional[Study]:
     methods = [c for c in cells(fmnist) if c.is_method]
     if not runs or not methods:
         return None
-    budget = float(runs[0].config["time_budget"])
-    window = min(final_window(m.at()) for m in methods)
-    start = budget - window
+    baselines = [c for c in cells(runs) if not c.is_method]
+    start, budget = to_budget(methods[0], baselines[0])[:2] if baselines else (0.0, 0.0)
 
     def over(c: Cell) -> dict:
         return {r.seed: accuracy_over(r.history, start, budget) if r.outcome != "diverged" else None for r in c.at()}
     rows, findings = [], []
-    baselines = [c for c in cells(runs) if not c.is_method]
     for c in methods + baselines:
         reached = [r.history[-1]["update"] for r in c.at() if r.history]
         rows.append((c.name + ("" if c in methods else " (run to the budget)"), c.outcome_counts(),
