@@ -97,3 +97,11 @@ def test_choices_quotes_the_recorded_model_speeds():
     text = " ".join((ROOT / "docs" / "choices.md").read_text().split())
     assert f"trains at {scan['cnn']} steps/s on the reference 2-core CPU against {int(scan['mlp']):,}" in text
     assert f"about {['', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'][round(int(scan['mlp']) / int(scan['cnn']))]} times longer" in text
+
+
+def test_benchmarks_readme_shows_the_recorded_protocol_times():
+    """The whole protocol's wall times in benchmarks/README.md are the record's (benchmarks.protocol)."""
+    from benchmarks import protocol
+
+    record = json.loads(next(RECORDS.glob("protocol-*.json")).read_text())
+    assert protocol.markdown(record) in (ROOT / "benchmarks" / "README.md").read_text()
