@@ -31,7 +31,7 @@ lr_sgd = [0.01, 0.1, 1.0]
 def fake_result(algorithm="asgd", base="sgd", seed=0, workers=4, lr=0.1, outcome="converged", reach=0.95,
                 axis=None, axis_value=None) -> RunResult:
     """A finished run: accuracy rising to ``reach``, a staleness histogram that grows with ``workers``."""
-    rng = np.random.default_rng([seed, workers, int(lr * 1000)])
+    rng = np.random.default_rng([seed, workers, int(lr * 1000), sum(map(ord, algorithm + base))])  # each its own
     times = np.linspace(0.0, 100.0 + 10 * seed, 6)
     acc = np.clip(0.1 + (reach - 0.1) * (1 - np.exp(-times / 30)) + rng.normal(0, 0.01, len(times)), 0, 1)
     history = [{"update": 20 * i, "sim_time": float(t), "loss": 1.0 / (1 + i), "accuracy": float(a)}

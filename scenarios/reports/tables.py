@@ -33,8 +33,8 @@ def _group_key(kv):
 
 def _identical(a: list, b: list) -> bool:
     """Two groups of runs on the same seeds with bit-identical histories: one configuration."""
-    by_seed = {r.seed: r.history for r in b}
-    return len(a) == len(b) and all(by_seed.get(r.seed) == r.history for r in a)
+    by_seed = {r.seed: (r.history, r.outcome) for r in b}
+    return len(a) == len(b) and all(by_seed.get(r.seed) == (r.history, r.outcome) for r in a)
 
 
 def merge_identical(groups: dict) -> dict:
