@@ -116,7 +116,7 @@ def accuracy_vs_time(results, path: Path) -> Path:
         "linearly interpolated onto a common simulated-time grid; a curve ends where its earliest-finishing seed "
         "ends (every run makes the same number of updates; a server that waits takes longer to make them). "
         "Shaded: 95% t-interval of the mean over seeds, cut to 0-100% (no band where there is one seed). "
-        "Runs that failed (ended near chance accuracy) are included. "
+        "Runs that failed (did not reach and hold the target accuracy) are included. "
         + ("Runs that diverged are left out and counted in their panel. " if diverged_notes else "")
         + _setting_note(results))
     return style.save(fig, path, caption)
