@@ -273,14 +273,22 @@ def _stalesim(*argv, env=None, **kw):
 
 def test_ctrl_c_stops_cleanly_with_nothing_half_written(tmp_path):
     out = tmp_path / "o"
+    # a Ctrl-C reaches a process whose SIGINT is not ignored; a shell ignores it for the commands it starts in
+    # the background (`cmd &`), and Python keeps that, so the child starts with the default action
     proc = _stalesim("live", "synthetic", "--algorithms", "asgd", "--base", "sgd", "--seeds", "1", "--updates",
-                     "100000", "--time-scale", "0.05", "--out", str(out))
+                     "100000", "--time-scale", "0.05", "--out", str(out),
+                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out / ".lock").exists():
         time.sleep(0.2)
     time.sleep(8)  # the workers start, and the clock runs
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave it running (it would run for 100,000 updates)
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1].startswith("stalesim: interrupted")
     assert not (out / "runs").exists() or not any((out / "runs").iterdir())
