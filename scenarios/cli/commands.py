@@ -81,9 +81,10 @@ def add_subcommands(sub) -> None:
 
     p = sub.add_parser("claims", help="judge the paper's claims from saved results",
                        description="Read RESULTS/fmnist, RESULTS/scale, RESULTS/noniid and RESULTS/sweep-stability "
-                                   "and write every claim's numbers and verdict, computed from them, to "
-                                   "RESULTS/claims.md (or --out). The committed docs/claims.md is regenerated "
-                                   "with --results docs/claims-data --out docs/claims.md.")
+                                   "(and the studies' folders present) and write every claim's numbers and verdict, "
+                                   "computed from them, to RESULTS/claims.md (or --out). The committed "
+                                   "docs/claims.md is regenerated with --results docs/claims-data --out "
+                                   "docs/claims.md --accept-provenance.")
     p.add_argument("--results", default="results", metavar="RESULTS",
                    help="folder holding the experiments' folders (default: results)")
     p.add_argument("--out", default=None, help="where to write (default: RESULTS/claims.md, beside the results)")
