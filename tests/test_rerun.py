@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from scenarios.cli import main
+from scenarios.errors import ConfigError
+from scenarios.experiments import rerun
 from scenarios.experiments.experiment import carry_out
 from scenarios.experiments.plan import Options, plan
 from scenarios.experiments.results import collect
@@ -45,3 +49,15 @@ def test_reused_result_file_is_this_experiments_own(tmp_path):
     for path in (tmp_path / "b" / "runs").glob("*/result.json"):
         obj = json.loads(path.read_text())
         assert path.parent.name.startswith(obj["run"]) and "reused_from" in obj["provenance"]
+
+
+def test_parts_are_named_from_the_protocol_and_kept_in_its_order():
+    assert rerun.parts_from("") == rerun.PARTS
+    assert rerun.parts_from("sweep-stability, scale,noniid") == ("noniid", "scale", "sweep-stability")
+    with pytest.raises(ConfigError, match=r"^--parts: bogus is not a part; allowed: fmnist, noniid, scale, "):
+        rerun.parts_from("scale,bogus")
+
+
+def test_parts_only_with_rerun(tmp_path, capsys):
+    assert main(["claims", "--parts", "scale", "--results", str(tmp_path)]) == 2
+    assert "--parts: only with --rerun" in capsys.readouterr().err

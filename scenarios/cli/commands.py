@@ -93,6 +93,9 @@ def add_subcommands(sub) -> None:
                         "tuned, the studies and the stability sweep; finished runs kept, shared runs run once), "
                         "then write DIR/claims.md")
     p.add_argument("--dry-run", action="store_true", help="with --rerun: print the plan and the estimated time")
+    p.add_argument("--parts", default="", metavar="NAMES",
+                   help="with --rerun: only these parts, comma-separated (" + ", ".join(rerun.PARTS) + "); "
+                        "the runs of the parts already in DIR are reused")
     p.add_argument("--jobs", default="auto", help="with --rerun: local processes, or 'auto' (one per CPU core)")
     p.add_argument("--data-dir", default=None, help="with --rerun: folder with the dataset files")
     p.add_argument("--accept-provenance", action="store_true",
@@ -220,15 +223,16 @@ def cmd_claims(args) -> int:
             raise ConfigError("--rerun: give --out DIR, the folder to run everything into")
         root = Path(args.out)
         if args.dry_run:
-            total = rerun.estimate(root, args.jobs, args.data_dir)
-            print(f"the whole protocol: about {duration(total)} (the midpoints of the estimates above, summed)")
+            total = rerun.estimate(root, args.jobs, args.data_dir, parts=rerun.parts_from(args.parts))
+            print(f"{'the whole protocol' if not args.parts else 'these parts'}: about {duration(total)} "
+                  "(the midpoints of the estimates above, summed)")
             return 0
-        rerun.rerun(root, args.jobs, args.data_dir)
+        rerun.rerun(root, args.jobs, args.data_dir, parts=rerun.parts_from(args.parts))
         write_text_atomic(root / "claims.md", markdown(root, args.accept_provenance))
         print(f"written to {root / 'claims.md'}")
         return 0
-    if args.dry_run:
-        raise ConfigError("--dry-run: only with --rerun (claims alone runs nothing)")
+    if args.dry_run or args.parts:
+        raise ConfigError(f"{'--dry-run' if args.dry_run else '--parts'}: only with --rerun (claims alone runs nothing)")
     root = Path(args.results)
     if not root.is_dir():
         raise ConfigError(f"--results: no folder {str(root)!r}")

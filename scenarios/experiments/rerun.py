@@ -8,13 +8,15 @@ with 2 tuning seeds), the ablation and sensitivity studies, and the stability sw
 then writes ``DIR/claims.md``. Finished runs are kept (it resumes like ``run``), and a
 run that several experiments share (same key: fmnist and noniid at one class per node,
 fmnist and every study's unchanged cells) is carried out once and copied to the others.
-``--dry-run`` prints each part's plan and estimate, and the total.
+``--dry-run`` prints each part's plan and estimate, and the total. ``--parts`` carries out
+only the named parts (``PARTS``), reusing the finished runs of every part already in ``DIR``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import SCENARIOS, STUDIES
 from scenarios.experiments.estimate import dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
@@ -25,6 +27,18 @@ SEEDS = "10"
 TUNING_SEEDS = "2"
 CLAIM_EXPERIMENTS = ("fmnist", "noniid", "scale") + tuple(STUDIES)
 SWEEP = "stability"  # docs/claims-data/sweep-stability
+PARTS = CLAIM_EXPERIMENTS + (f"sweep-{SWEEP}",)
+
+
+def parts_from(text) -> tuple:
+    """The parts ``--parts`` names (comma-separated), in the protocol's order; every part if empty."""
+    if not text:
+        return PARTS
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PARTS]
+    if unknown or not names:
+        raise ConfigError(f"--parts: {', '.join(unknown) or repr(text)} is not a part; allowed: {', '.join(PARTS)}")
+    return tuple(p for p in PARTS if p in names)
 
 
 def plans(root: Path, jobs="auto", data_dir=None) -> list:
@@ -34,31 +48,40 @@ def plans(root: Path, jobs="auto", data_dir=None) -> list:
             for name in CLAIM_EXPERIMENTS]
 
 
-def estimate(root: Path, jobs="auto", data_dir=None, log=print) -> float:
-    """Print the plan and the estimate of every part (runs shared between experiments counted
-    once); return the summed midpoints of the estimates, in seconds."""
-    planned = plans(root, jobs, data_dir)
-    tuned = list({r.key: r for p in planned if p.grids for r in p.runs}.values())  # a shared run counts once
-    fixed = [r for p in planned if not p.grids for r in p.runs]
-    shared = sum(len(p.runs) for p in planned if p.grids) - len(tuned)
-    log(f"experiments: {', '.join(p.scenario.name for p in planned)} ({shared} reported runs shared between them, "
-        "carried out once)")
-    total = dry_run(tuned, planned[0].grids, int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
-    if fixed:
-        log("at fixed rates (not tuned): " + ", ".join(p.scenario.name for p in planned if not p.grids))
-        total += dry_run(fixed, (), int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
-    sweep = load_sweep(SWEEP)
-    log(f"sweep {SWEEP}:")
-    total += dry_run(sweep.runs(), sweep.tune, 2, jobs, data_dir, out=root / f"sweep-{SWEEP}",
-                     explicit=sweep.explicit, log=log) or 0.0
+def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> float:
+    """Print the plan and the estimate of the ``parts`` (runs shared between experiments counted
+    once; runs already finished are not subtracted); return the summed midpoints of the
+    estimates, in seconds."""
+    planned = [p for p in plans(root, jobs, data_dir) if p.scenario.name in parts]
+    total = 0.0
+    if planned:
+        tuned = list({r.key: r for p in planned if p.grids for r in p.runs}.values())  # a shared run counts once
+        fixed = [r for p in planned if not p.grids for r in p.runs]
+        shared = sum(len(p.runs) for p in planned if p.grids) - len(tuned)
+        log(f"experiments: {', '.join(p.scenario.name for p in planned)} ({shared} reported runs shared between "
+            "them, carried out once)")
+        grids = next((p.grids for p in planned if p.grids), ())
+        if tuned:
+            total += dry_run(tuned, grids, int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
+        if fixed:
+            log("at fixed rates (not tuned): " + ", ".join(p.scenario.name for p in planned if not p.grids))
+            total += dry_run(fixed, (), int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
+    if f"sweep-{SWEEP}" in parts:
+        sweep = load_sweep(SWEEP)
+        log(f"sweep {SWEEP}:")
+        total += dry_run(sweep.runs(), sweep.tune, 2, jobs, data_dir, out=root / f"sweep-{SWEEP}",
+                         explicit=sweep.explicit, log=log) or 0.0
     return total
 
 
-def rerun(root: Path, jobs="auto", data_dir=None, log=print) -> None:
-    """Carry out every part into ``root`` (each reusing the runs the earlier parts finished)."""
-    done: list[Path] = []
+def rerun(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> None:
+    """Carry out the ``parts`` into ``root``, each reusing the runs finished in every other
+    experiment folder of ``root`` (the earlier parts', and those already there)."""
+    command = f"stalesim claims --rerun --out {root}" + ("" if parts == PARTS else f" --parts {','.join(parts)}")
     for p in plans(root, jobs, data_dir):
-        carry_out(p, log=log, invocation={"command": f"stalesim claims --rerun --out {root}"}, reuse=tuple(done))
-        done.append(p.out)
-    carry_out_sweep(load_sweep(SWEEP), root / f"sweep-{SWEEP}", jobs=jobs, data_dir=data_dir,
-                    log=log, invocation={"command": f"stalesim claims --rerun --out {root}"})
+        if p.scenario.name in parts:
+            others = tuple(root / n for n in CLAIM_EXPERIMENTS if n != p.scenario.name and (root / n).is_dir())
+            carry_out(p, log=log, invocation={"command": command}, reuse=others)
+    if f"sweep-{SWEEP}" in parts:
+        carry_out_sweep(load_sweep(SWEEP), root / f"sweep-{SWEEP}", jobs=jobs, data_dir=data_dir,
+                        log=log, invocation={"command": command})
