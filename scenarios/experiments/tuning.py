@@ -15,7 +15,8 @@ at the winner, and their result.json records it as ``"tuned"``.
 every base: ``--tune lr=x0.1,x0.3,x1,x3,x10``.
 
 Tuning runs are runs like any other (keyed, resumable, under ``DIR/runs``); every
-candidate is one row of ``DIR/tuning.csv``.
+candidate is one row of ``DIR/tuning.csv``, and the file ends with each cell's margin over
+its runner-up against the tuning noise (``margins``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from algorithms import registry
 from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import RunSpec
 from scenarios.experiments.config import FIELDS
+from scenarios.experiments.margins import annotated
 from scenarios.experiments.origins import LEARNING_RATES, Origin, grid_edge, resolve, shown_value, tuned_at_key
 from scenarios.experiments.pool import run_many
 from scenarios.experiments.results import write_text_atomic
@@ -205,7 +207,7 @@ def tuning_csv(plan, results: dict, chosen: dict) -> str:
                 writer.writerow([algorithm, base, axis or "", getattr(run.config, axis) if axis else "", key, name,
                                  value, run.seed, "" if r.final_accuracy is None else r.final_accuracy, r.outcome,
                                  cand == chosen.get(cell)])
-    return buf.getvalue()
+    return annotated(buf.getvalue())
 
 
 def tune(reported: list[RunSpec], out: Path, grids, tuning_seeds: int, *, log=print, **options) -> list[RunSpec]:

@@ -11,7 +11,6 @@ never on the reported seeds.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import defaultdict
@@ -24,6 +23,7 @@ import numpy as np
 from algorithms import BASES, registry
 from scenarios.errors import ConfigError
 from scenarios.experiments.config import from_dict, numbers_fields
+from scenarios.experiments.margins import margins, rows_of
 from scenarios.experiments.results import RunResult, load_result
 from scenarios.reports.claims.records import Shared, Source
 from scenarios.reports.stats import accuracy_over
@@ -166,17 +166,14 @@ class Tuning:
     edges: tuple[str, ...] = ()
     label: str = ""
     runs: int = 0  # tuning runs (candidate x tuning seed) it records
-
-
-def _rows(path: Path) -> list[dict]:
-    return list(csv.DictReader(line for line in path.read_text().splitlines() if not line.startswith("#")))
+    margins: tuple = ()  # each cell's margin over its runner-up against the tuning noise (margins.Margin)
 
 
 def read_tuning(path: Optional[Path]) -> Tuning:
     """A tuning.csv (a folder's own, or a scenario's shipped one); empty when there is none."""
     if path is None or not path.is_file():
         return Tuning()
-    rows = _rows(path)
+    rows = rows_of(path.read_text())
     scores = defaultdict(list)
     grids = defaultdict(set)
     for row in rows:
@@ -194,7 +191,7 @@ def read_tuning(path: Optional[Path]) -> Tuning:
             edges.add(f"{name(a, b)}{where}: {f} = {picked[1]:g}, the "
                       f"{'smallest' if picked[1] == min(grid) else 'largest'} candidate")
     runs = len({(r["algorithm"], r["base"], r["axis_value"], r["value"], r["tuning_seed"]) for r in rows})
-    return Tuning(chosen, tuple(sorted(edges)), f"{path.parent.name}/{path.name}", runs)
+    return Tuning(chosen, tuple(sorted(edges)), f"{path.parent.name}/{path.name}", runs, tuple(margins(rows)))
 
 
 def validation_score(cell: Cell, tuning: Tuning, axis_value=None) -> Optional[float]:
@@ -271,7 +268,7 @@ def provenance_problems(name_: str, results: list[RunResult]) -> list[str]:
 
 def source(name_: str, results: list[RunResult], tuning: Tuning) -> Source:
     reported = [r for r in results if r.split == "test"]
-    return Source(name_, len(reported), tuning.runs, tuning.label, tuple(sorted({r.seed for r in reported})),
+    return Source(name_, len(reported), tuning.runs, tuning.label, tuning.margins, tuple(sorted({r.seed for r in reported})),
                   sum(r.updates_replayed for r in reported), sum(r.wall_time for r in reported),
                   tuple(sorted({r.versions.get("jax", "?") for r in reported})),
                   tuple(sorted({r.provenance.get("machine", {}).get("processor", "?") for r in reported})))

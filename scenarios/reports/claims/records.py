@@ -179,6 +179,7 @@ class Source:
     reported: int
     tuning_runs: int = 0
     tuning_file: str = ""
+    margins: tuple = ()  # margins.Margin of each tuned cell
     seeds: tuple[int, ...] = ()
     updates: int = 0
     replay_seconds: float = 0.0

@@ -151,8 +151,23 @@ def sources_section(report: Report) -> list[str]:
         cost = f" + {s.tuning_runs} tuning runs (`{s.tuning_file}`)" if s.tuning_runs else ""
         lines.append(f"- `{s.name}`: {s.reported} reported runs{cost}, seeds {', '.join(map(str, s.seeds))}; "
                      f"{s.updates:,} applied updates replayed in {s.replay_seconds:.0f} s of replay (summed over "
-                     f"runs); JAX {', '.join(s.jax)} on {', '.join(s.machines)} CPU.")
+                     f"runs); JAX {', '.join(s.jax)} on {', '.join(s.machines)} CPU." + margins_sentence(s.margins))
     return lines
+
+
+def margins_sentence(margins) -> str:
+    """How many tuned cells won by less than the tuning noise (scenarios/experiments/margins.py)."""
+    if not margins:
+        return ""
+    contested = [m for m in margins if m.runner_up is not None]
+    unknown = [m for m in contested if m.noise is None]
+    within = [m for m in contested if m.within_noise]
+    text = f" Tuning margins: {len(within)} of {len(margins)} tuned cells won within the tuning noise"
+    if within:
+        text += " (" + "; ".join(f"{m.cell}: {m.margin:.2f} < {m.noise:.2f} points" for m in within) + ")"
+    if unknown:
+        text += f"; for {len(unknown)} the noise is unknown (one tuning seed)"
+    return text + "."
 
 
 def render(report: Report) -> str:
@@ -163,7 +178,9 @@ def render(report: Report) -> str:
             "the same trace): estimate [95% interval], with the paired t-test's p-value and Holm's adjustment across "
             "the comparisons one verdict rests on. Hyperparameters were tuned per cell on separate tuning seeds, "
             "scored on a validation split of the training set, and the strongest baseline is chosen on those "
-            "validation scores (see docs/protocol.md)."), "",
+            "validation scores (see docs/protocol.md). A tuned value won *within the tuning noise* when its mean "
+            "validation accuracy beat the runner-up's by less than two standard errors of that difference over the "
+            "tuning seeds (each tuning.csv ends with every cell's margin)."), "",
            "| claim | verdict |", "| --- | --- |"]
     out += [f"| {c.title} | **{c.verdict}** |" for c in report.claims]
     out += provenance_section(report)
