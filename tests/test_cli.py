@@ -10,9 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scenarios.cli import main
+from scenarios.experiments.cluster import cluster_spec
+from scenarios.experiments.config import from_dict
+from sim import Trace, make_policy, simulate
 
 TINY = ["--seeds", "1", "--updates", "40", "--set", "eval_every=20", "--base", "sgd"]
 
@@ -31,6 +35,20 @@ def test_simulate_readable_and_saved_trace(tmp_path, capsys):
                  "--out", str(path)]) == 0
     out = capsys.readouterr().out
     assert "staleness: mean" in out and "|" in out and path.is_file()
+
+
+def test_simulate_builds_the_cluster_run_builds_from_the_same_configuration(tmp_path, capsys):
+    """One route to a ClusterSpec: simulate's options are configuration fields, and the trace
+    equals the one simulated from that configuration's cluster (spread 1 unless given)."""
+    path = tmp_path / "t.npz"
+    assert main(["simulate", "--workers", "4", "--compute", "exponential", "--spread", "3", "--latency", "0.1",
+                 "--mttf", "20", "--updates", "150", "--seed", "4", "--out", str(path)]) == 0
+    config = from_dict({"workers": 4, "compute": "exponential", "spread": 3.0, "latency": 0.1, "mttf": 20.0,
+                        "updates": 150})
+    expected = simulate(cluster_spec(config, seed=4), policy=make_policy("fifo"), num_updates=150, seed=4)
+    saved = Trace.load(path)
+    for name in ("kind", "worker", "slot", "time", "version"):
+        assert np.array_equal(getattr(saved, name), getattr(expected, name)), name
 
 
 def test_help_explains_every_option(capsys):

@@ -22,32 +22,29 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 
 from algorithms import ReplayError, RuleError
 from scenarios import testing
 from scenarios.cli import commands
-from scenarios.live import command as live_command
 from scenarios.errors import ConfigError
+from scenarios.experiments.cluster import cluster_spec
+from scenarios.experiments.config import from_dict
 from scenarios.experiments.results import check_writable
+from scenarios.live import command as live_command
 from scenarios.workloads import fetch
 from scenarios.workloads.data import DataError
 from scenarios.workloads.partition import PartitionError
 from sim import (
     COMPUTE_KINDS,
     POLICY_NAMES,
-    ClusterSpec,
-    ComputeModel,
-    FailureModel,
     SpecError,
     TraceError,
     format_summary,
     make_policy,
-    network,
     simulate,
-    straggler_speeds,
     summarize,
 )
-from sim.cluster import read_durations, replay_model
 
 EXIT_USAGE = 2
 
@@ -148,8 +145,27 @@ def _add_simulate(sub):
     p.set_defaults(func=cmd_simulate)
 
 
-def cmd_simulate(args) -> int:
+# simulate's options and the configuration fields they set: the cluster is then built as for
+# ``run`` (cluster.cluster_spec), so one configuration gives one cluster on either route
+SIMULATE_FIELDS = {"workers": "--workers", "compute": "--compute", "compute_trace": "--durations",
+                   "compute_sigma": "--compute-sigma", "speeds": "--speeds", "spread": "--spread",
+                   "latency": "--latency", "bandwidth": "--bandwidth", "jitter": "--jitter",
+                   "service_time": "--service-time", "mttf": "--mttf", "downtime": "--downtime",
+                   "updates": "--updates"}
 
+
+def simulation_config(args):
+    """The configuration ``simulate``'s options mean: every node at speed 1 unless ``--speeds``
+    or ``--spread`` says otherwise (``run``'s default spread is 4)."""
+
+    values = {name: getattr(args, option[2:].replace("-", "_")) for name, option in SIMULATE_FIELDS.items()
+              if name not in ("compute_trace", "speeds", "spread")}
+    values.update(speeds=args.speeds or (), spread=1.0 if args.spread is None else args.spread,
+                  compute_trace=args.durations or "")
+    return from_dict(values)
+
+
+def cmd_simulate(args) -> int:
 
     if args.speeds is not None and args.spread is not None:
         raise UsageError("--speeds and --spread: give at most one of them")
@@ -163,27 +179,13 @@ def cmd_simulate(args) -> int:
     if args.out:
         check_writable(args.out, "--out")  # before simulating, not after
     try:
-        if args.durations is not None:
-            compute = _replay(args.durations, args.workers)
-        else:
-            compute = ComputeModel(kind=args.compute, mean=1.0 if args.compute_mean is None else args.compute_mean,
-                                   sigma=args.compute_sigma)
-    except SpecError as e:
-        raise UsageError(f"--durations: {e}") from None
+        spec = cluster_spec(simulation_config(args), seed=args.seed, model_bytes=args.model_bytes)
+    except ConfigError as e:
+        raise UsageError(_option_message(str(e))) from None
+    if args.compute_mean is not None:  # a shorthand of simulate's own: run's compute mean is always 1
+        spec = replace(spec, compute=replace(spec.compute, mean=args.compute_mean))
     try:
-        policy = make_policy(args.policy)
-        speeds = args.speeds or ()
-        if args.spread is not None:
-            if args.spread < 1:
-                raise UsageError(f"--spread: must be >= 1, got {args.spread:g}")
-            speeds = straggler_speeds(args.workers, args.spread)
-        net = network(args.latency, args.bandwidth, args.model_bytes, args.jitter)
-        spec = ClusterSpec(
-            num_workers=args.workers,
-            compute=compute,
-            speeds=speeds, push=net, pull=net, service_time=args.service_time,
-            failures=FailureModel(args.mttf, args.downtime))
-        trace = simulate(spec, policy=policy, num_updates=args.updates, seed=args.seed)
+        trace = simulate(spec, policy=make_policy(args.policy), num_updates=args.updates, seed=args.seed)
     except SpecError as e:
         raise UsageError(_option_message(str(e))) from None
     summary = summarize(trace)
@@ -202,23 +204,11 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-def _replay(path: str, workers: int):
-    """The replay compute model of a recorded-times CSV: one column shared, or one per worker."""
-
-    columns = read_durations(path)
-    if len(columns) > 1 and len(columns) != workers:
-        raise SpecError(f"{path} has {len(columns)} columns (one per worker) but --workers is {workers}; give one "
-                        f"column (shared by all workers) or {workers}")
-    return replay_model(columns)
-
-
-_FIELD_TO_OPTION = {"workers": "--workers", "speeds": "--speeds", "service_time": "--service-time",
-                    "policy": "--policy", "updates": "--updates", "seed": "--seed",
-                    "failures": "--mttf", "compute": "--compute"}
+_FIELD_TO_OPTION = {**SIMULATE_FIELDS, "policy": "--policy", "seed": "--seed", "failures": "--mttf"}
 
 
 def _option_message(message: str) -> str:
-    """Map a library field name at the start of a message to the CLI option."""
+    """Map a configuration or library field name at the start of a message to the CLI option."""
     field, sep, rest = message.partition(":")
     root = field.split(".")[0]
     if sep and root in _FIELD_TO_OPTION:
