@@ -313,7 +313,7 @@ def test_ablation_study_pairs_each_variant_with_full_gsgm_and_computes_the_share
 
 
 def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_count():
-    from scenarios.reports.claims.rules import region_notes, stability_region
+    from scenarios.reports.claims.region import region_notes, stability_region
 
     def sweep_run(algorithm, workers, lr, seed, outcome):
         return run(algorithm, "sgd", seed, 0.8, 0.01, outcome=outcome, workers=workers, lr=lr,

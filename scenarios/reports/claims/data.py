@@ -129,18 +129,21 @@ def final_window(runs: list[RunResult]) -> float:
     return float(np.median(spans)) if spans else 0.0
 
 
+def accuracy_in_window(cell: Cell, start: float, end: float, axis_value=None) -> dict:
+    """Seed -> the run's mean test accuracy over simulated time [start, end] (None for a run that diverged)."""
+    return {r.seed: accuracy_over(r.history, start, end) if r.outcome != "diverged" else None
+            for r in cell.at(axis_value)}
+
+
 def equal_time(a: Cell, b: Cell, axis_value=None) -> tuple[float, float, dict, dict]:
     """The simulated time where the faster cell's runs ended (median over seeds), the window
     before it (``final_window`` of the faster cell), and each cell's mean accuracy over that
     window by seed (None for runs that diverged)."""
-    ends = {id(c): float(np.median([r.sim_time for r in c.at(axis_value)])) for c in (a, b)}
-    faster = min((a, b), key=lambda c: ends[id(c)])
-    horizon, window = ends[id(faster)], final_window(faster.at(axis_value))
-
-    def over(c):
-        return {r.seed: accuracy_over(r.history, horizon - window, horizon) if r.outcome != "diverged" else None
-                for r in c.at(axis_value)}
-    return horizon, window, over(a), over(b)
+    end_a, end_b = (float(np.median([r.sim_time for r in c.at(axis_value)])) for c in (a, b))
+    faster, horizon = (a, end_a) if end_a <= end_b else (b, end_b)
+    window = final_window(faster.at(axis_value))
+    return (horizon, window, accuracy_in_window(a, horizon - window, horizon, axis_value),
+            accuracy_in_window(b, horizon - window, horizon, axis_value))
 
 
 def to_budget(method: Cell, baseline: Cell) -> tuple[float, float, dict, dict]:
@@ -149,10 +152,7 @@ def to_budget(method: Cell, baseline: Cell) -> tuple[float, float, dict, dict]:
     took, and each cell's mean accuracy over it by seed (None for runs that diverged)."""
     budget = float(baseline.at()[0].config["time_budget"])
     start = budget - final_window(method.at())
-
-    def over(c):
-        return {r.seed: accuracy_over(r.history, start, budget) if r.outcome != "diverged" else None for r in c.at()}
-    return start, budget, over(method), over(baseline)
+    return start, budget, accuracy_in_window(method, start, budget), accuracy_in_window(baseline, start, budget)
 
 
 # ---------------------------------------------------------------------- tuning.csv

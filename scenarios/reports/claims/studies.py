@@ -24,9 +24,9 @@ import numpy as np
 
 from scenarios.experiments.catalogue import STUDIES
 from scenarios.experiments.results import RunResult
-from scenarios.reports.claims.data import Cell, Tuning, cells, strongest, to_budget
+from scenarios.reports.claims.data import Cell, Tuning, accuracy_in_window, cells, strongest, to_budget
 from scenarios.reports.claims.records import DIFFERENCE, GAIN, Comparison, Table, adjusted, gain
-from scenarios.reports.stats import accuracy_over, estimate, paired_difference, paired_ratio
+from scenarios.reports.stats import estimate, paired_difference, paired_ratio
 
 PARTS = (("gsgm-fifo", "without the white list"), ("gsgm-k1", "without the partial average"),
          ("gsgm-no-momentum", "without global momentum"))
@@ -172,7 +172,7 @@ def equal_time(fmnist: list[RunResult], studies: dict) -> Optional[Study]:
     start, budget = to_budget(methods[0], baselines[0])[:2] if baselines else (0.0, 0.0)
 
     def over(c: Cell) -> dict:
-        return {r.seed: accuracy_over(r.history, start, budget) if r.outcome != "diverged" else None for r in c.at()}
+        return accuracy_in_window(c, start, budget)
     rows, findings = [], []
     for c in methods + baselines:
         reached = [r.history[-1]["update"] for r in c.at() if r.history]
