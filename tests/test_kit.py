@@ -396,3 +396,9 @@ def test_plugin_is_registered():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         import scenarios.testing.pytest_plugin  # noqa: F401
+
+
+def test_versions_is_the_deprecated_name_of_recorded_with():
+    with pytest.warns(DeprecationWarning, match="renamed recorded_with"):
+        old = testing.versions()
+    assert old == testing.recorded_with() and {"jax", "jaxlib", "numpy", "platform", "cpu"} <= set(old)

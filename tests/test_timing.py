@@ -167,10 +167,10 @@ BAD = [
     (["run", "synthetic", "--set", "mttf=-3"], "mttf"),
     (["run", "synthetic", "--set", "compute=replay"], "compute"),
     (["run", "synthetic", "--set", "compute=replay", "--set", "compute_trace=/no/such.csv"], "compute_trace"),
-    (["simulate", "--workers", "2", "--compute", "replay"], "--durations"),
-    (["simulate", "--workers", "2", "--durations", str(EXAMPLE)], "--durations"),
-    (["simulate", "--workers", "2", "--compute", "replay", "--durations", "/no/such.csv"], "--durations"),
-    (["simulate", "--workers", "2", "--compute", "replay", "--compute-mean", "2", "--durations", str(EXAMPLE)],
+    (["simulate", "--workers", "2", "--compute", "replay"], "--compute-trace"),
+    (["simulate", "--workers", "2", "--compute-trace", str(EXAMPLE)], "--compute-trace"),
+    (["simulate", "--workers", "2", "--compute", "replay", "--compute-trace", "/no/such.csv"], "--compute-trace"),
+    (["simulate", "--workers", "2", "--compute", "replay", "--compute-mean", "2", "--compute-trace", str(EXAMPLE)],
      "--compute-mean"),
 ]
 
@@ -187,17 +187,17 @@ def test_bad_input_gives_one_line(argv, needle, tmp_path, capsys):
 
 
 def test_simulate_replays_a_csv(tmp_path, capsys):
-    assert main(["simulate", "--workers", "3", "--compute", "replay", "--durations", str(EXAMPLE), "--updates", "60",
+    assert main(["simulate", "--workers", "3", "--compute", "replay", "--compute-trace", str(EXAMPLE), "--updates", "60",
                  "--json"]) == 0
     shared = json.loads(capsys.readouterr().out)
     expected = simulate(ClusterSpec(3, compute=replay_model(read_durations(EXAMPLE))), "fifo", 60, seed=0)
     assert shared["sim_time"] == pytest.approx(float(expected.time[-1]))
     per = tmp_path / "per.csv"
     per.write_text("a,b,c\n1,1,3\n")
-    assert main(["simulate", "--workers", "3", "--compute", "replay", "--durations", str(per), "--updates", "70",
+    assert main(["simulate", "--workers", "3", "--compute", "replay", "--compute-trace", str(per), "--updates", "70",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["updates_per_worker"] == [30, 30, 10]
-    assert main(["simulate", "--workers", "2", "--compute", "replay", "--durations", str(per)]) == 2
+    assert main(["simulate", "--workers", "2", "--compute", "replay", "--compute-trace", str(per)]) == 2
     assert "3 columns" in capsys.readouterr().err
 
 
@@ -272,3 +272,14 @@ def test_configuration_doc_is_fresh():
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
     assert doc.read_text() == markdown(), "regenerate: python -m scenarios.experiments.config > docs/configuration.md"
+
+
+def test_the_old_option_name_durations_still_works_with_a_notice(capsys):
+    assert main(["simulate", "--workers", "3", "--compute", "replay", "--durations", str(EXAMPLE), "--updates", "60",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == ("stalesim: note: --durations is renamed --compute-trace (the configuration field's "
+                                    "name); the old name still works for now")
+    assert main(["simulate", "--workers", "3", "--compute", "replay", "--compute-trace", str(EXAMPLE), "--updates",
+                 "60", "--json"]) == 0
+    assert capsys.readouterr().out == captured.out

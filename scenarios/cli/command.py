@@ -27,7 +27,7 @@ from dataclasses import replace
 from algorithms import ReplayError, RuleError
 from scenarios import testing
 from scenarios.cli import commands
-from scenarios.errors import ConfigError
+from scenarios.errors import ConfigError, notice
 from scenarios.experiments.cluster import cluster_spec
 from scenarios.experiments.config import from_dict
 from scenarios.experiments.results import check_writable
@@ -51,6 +51,19 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """Bad input: printed as one line, exit code 2."""
+
+
+class _Renamed(argparse.Action):
+    """An option's old name: still accepted, with a one-line notice naming the new one."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        notice(f"{option_string} is renamed {self.new} (the configuration field's name); the old name still works "
+               "for now")
+        setattr(namespace, self.dest, values)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,12 +120,14 @@ def _add_simulate(sub):
     p.add_argument("--workers", type=_positive_int, required=True, help="number of workers (>= 1)")
     p.add_argument("--compute", choices=list(COMPUTE_KINDS), default="constant",
                    help="compute-time model of one gradient (default: constant); replay: the recorded times "
-                        "of --durations")
+                        "of --compute-trace")
     p.add_argument("--compute-mean", type=_positive_float, default=None,
                    help="mean compute time in simulated seconds (default: 1; not with replay)")
-    p.add_argument("--durations", default=None, metavar="FILE.csv",
+    p.add_argument("--compute-trace", default=None, metavar="FILE.csv",
                    help="recorded compute times for --compute replay: one column shared by all workers or one "
-                        "per worker (format: docs/timing.md)")
+                        "per worker (format: docs/timing.md); the configuration field compute_trace")
+    p.add_argument("--durations", dest="compute_trace", action=_Renamed, new="--compute-trace",
+                   help=argparse.SUPPRESS)
     p.add_argument("--compute-sigma", type=_non_negative_float, default=0.5,
                    help="log-space std of the lognormal model (default: 0.5)")
     p.add_argument("--speeds", type=_speeds, default=None,
@@ -147,7 +162,7 @@ def _add_simulate(sub):
 
 # simulate's options and the configuration fields they set: the cluster is then built as for
 # ``run`` (cluster.cluster_spec), so one configuration gives one cluster on either route
-SIMULATE_FIELDS = {"workers": "--workers", "compute": "--compute", "compute_trace": "--durations",
+SIMULATE_FIELDS = {"workers": "--workers", "compute": "--compute", "compute_trace": "--compute-trace",
                    "compute_sigma": "--compute-sigma", "speeds": "--speeds", "spread": "--spread",
                    "latency": "--latency", "bandwidth": "--bandwidth", "jitter": "--jitter",
                    "service_time": "--service-time", "mttf": "--mttf", "downtime": "--downtime",
@@ -161,7 +176,7 @@ def simulation_config(args):
     values = {name: getattr(args, option[2:].replace("-", "_")) for name, option in SIMULATE_FIELDS.items()
               if name not in ("compute_trace", "speeds", "spread")}
     values.update(speeds=args.speeds or (), spread=1.0 if args.spread is None else args.spread,
-                  compute_trace=args.durations or "")
+                  compute_trace=args.compute_trace or "")
     return from_dict(values)
 
 
@@ -170,12 +185,12 @@ def cmd_simulate(args) -> int:
     if args.speeds is not None and args.spread is not None:
         raise UsageError("--speeds and --spread: give at most one of them")
     if args.compute == "replay":
-        if args.durations is None:
-            raise UsageError("--compute replay: needs --durations FILE.csv (the recorded times)")
+        if args.compute_trace is None:
+            raise UsageError("--compute replay: needs --compute-trace FILE.csv (the recorded times)")
         if args.compute_mean is not None:
             raise UsageError("--compute-mean: not used with --compute replay (the recorded durations are the times)")
-    elif args.durations is not None:
-        raise UsageError(f"--durations: needs --compute replay (--compute {args.compute} would not use the file)")
+    elif args.compute_trace is not None:
+        raise UsageError(f"--compute-trace: needs --compute replay (--compute {args.compute} would not use the file)")
     if args.out:
         check_writable(args.out, "--out")  # before simulating, not after
     try:

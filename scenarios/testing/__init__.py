@@ -70,6 +70,7 @@ from scenarios.testing.golden import (
                          GoldenError,
                          GoldenFallbackWarning,
                          assert_golden,
+                         recorded_with,
                          versions,
 )
 from scenarios.testing.inputs import canonical_params
@@ -81,5 +82,5 @@ __all__ = [
     "BASE_OPTIMIZERS", "CaseError", "CaseHistory", "Difference", "GoldenCheck", "GoldenError",
     "GoldenFallbackWarning", "Outcome", "PROPERTIES", "Report", "add_subcommand", "assert_golden", "base_optimizer",
     "canonical_params", "case_problem", "case_trace", "cases", "check_rule", "cmd_check", "compare", "fits",
-    "params_digest", "replay_case", "simulate_case", "versions", "write_case_files",
+    "params_digest", "recorded_with", "replay_case", "simulate_case", "versions", "write_case_files",
 ]

@@ -53,8 +53,8 @@ RECORDED: list[Path] = []  # golden files written in this process (the pytest pl
 FALLBACKS: list[tuple[Path, str]] = []  # (path, line) per comparison that fell back to a tolerance (for the plugin)
 
 
-def versions() -> dict:
-    """What made a history: jax, jaxlib, numpy, stalesim versions, the platform (OS,
+def recorded_with() -> dict:
+    """What made a history (a golden file's ``recorded_with``): jax, jaxlib, numpy, stalesim versions, the platform (OS,
     machine, JAX backend and device kind) and the CPU (``scenarios.experiments.machine.cpu``: model,
     vector extensions, XLA's math mode)."""
 
@@ -74,6 +74,13 @@ def versions() -> dict:
             "platform": f"{platform.system()} {platform.machine()}, {jax.default_backend()} "
                         f"({getattr(device, 'device_kind', device.platform)})",
             "cpu": cpu()}
+
+
+def versions() -> dict:
+    """Deprecated: ``recorded_with`` (``versions`` is a result's provenance, scenarios.experiments.provenance)."""
+    warnings.warn("scenarios.testing.versions is renamed recorded_with (what a golden file records); the old "
+                  "name will be removed", DeprecationWarning, stacklevel=2)
+    return recorded_with()
 
 
 def _updating() -> bool:
@@ -131,7 +138,7 @@ _HOW = f"re-record it with {UPDATE_ENV}=1 (or pytest --update-golden) if the cha
 def _write_golden(history, path: Path) -> None:
     names, rows = _rows(history)
     inner = history
-    header = {"format": GOLDEN_FORMAT, "format_version": GOLDEN_FORMAT_VERSION, "recorded_with": versions()}
+    header = {"format": GOLDEN_FORMAT, "format_version": GOLDEN_FORMAT_VERSION, "recorded_with": recorded_with()}
     if isinstance(history, CaseHistory):
         header.update(case=history.case, base=history.base, rule=history.rule)
     elif getattr(inner, "params", None) is not None:
@@ -203,7 +210,7 @@ def assert_golden(history, path, rtol: Optional[float] = None) -> GoldenCheck:
     data = _read_golden(path)
     names, rows = _rows(history)
     inner = history
-    recorded, now = data["recorded_with"], versions()
+    recorded, now = data["recorded_with"], recorded_with()
     why = _why_not_exact(recorded, now)
     exact = not why
     tolerance = DEFAULT_RTOL if rtol is None else float(rtol)
