@@ -16,7 +16,7 @@ import algorithms
 from algorithms import Rule, asgd, buffered, dcasgd, gsgm, registry, ssgd, staleness_aware_asgd
 from algorithms.declaration import Algorithm, Base
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_importing_sim_does_not_import_jax():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # figure -> rows in a --quick run (peer_cnn only where torch is importable)
 QUICK_ROWS = {"trace_10": 2, "trace_100": 2, "trace_1000": 2, "reference": 2, "replay_asgd": 2, "replay_dcasgd": 2,
               "replay_gsgm": 2, "resnet": 1, "seeds_mlp": 1, "seeds_cnn": 1, "scaling": 1, "memory": 1, "cores": 1,

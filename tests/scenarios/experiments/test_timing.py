@@ -270,7 +270,7 @@ def test_configuration_doc_is_fresh():
 
     from scenarios.experiments.config import markdown
 
-    doc = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+    doc = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
     assert doc.read_text() == markdown(), "regenerate: python -m scenarios.experiments.config > docs/configuration.md"
 
 

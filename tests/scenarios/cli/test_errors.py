@@ -13,7 +13,7 @@ from scenarios.experiments import memory
 from scenarios.cli import main
 from scenarios.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--seeds", "1", "--updates", "40", "--set", "eval_every=20", "--base", "sgd", "--algorithms", "asgd"]
 
 

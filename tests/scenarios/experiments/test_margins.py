@@ -8,7 +8,7 @@ import pytest
 from scenarios.cli import main
 from scenarios.experiments.margins import annotated, margins, rows_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 HEADER = "algorithm,base,axis,axis_value,tuned_at,field,value,tuning_seed,validation_accuracy,outcome,chosen\n"
 
 

@@ -14,7 +14,7 @@ from algorithms import ReplayError, asgd, compile_schedule, dcasgd, gsgm, replay
 from algorithms.schedule import choose_storage, ring_size
 from sim import ClusterSpec, ComputeModel, FailureModel, simulate
 
-import toy
+from tests.algorithms import toy
 
 DATA = toy.make_data()
 EVAL = toy.make_eval(DATA)

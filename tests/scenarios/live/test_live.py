@@ -36,7 +36,7 @@ from scenarios.live.worker import PUSH, Setup, Worker
 from scenarios.workloads.workload import workload
 
 cli = sys.modules[main.__module__]  # the module of the stalesim command (its parser)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 UPDATES = 60
 
 

@@ -15,7 +15,7 @@ from scenarios.reports.claims.rendering import render
 from scenarios.reports.claims.rules import claim_dcasgd, claim_noniid, claim_scale, claim_stability
 from scenarios.reports.stats import Paired
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SEEDS = (0, 1, 2)
 NOISE = (0.0, 0.004, -0.003)  # a seed-to-seed spread shared by every algorithm (the seed is a block)
 JITTER = (0.02, -0.03, 0.015)  # a spread of one algorithm's own: no consistent difference

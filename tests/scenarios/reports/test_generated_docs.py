@@ -6,7 +6,7 @@ from pathlib import Path
 from scenarios.reports import divergence, readme
 from scenarios.reports.claims import markdown
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_claims_md_follows_from_the_committed_results():

@@ -22,13 +22,13 @@ from scenarios import testing
 from scenarios.testing import (CaseError, GoldenError, GoldenFallbackWarning, assert_golden, cases, check_rule,
                                compare, fits, replay_case)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
 def _record_missing_goldens(monkeypatch):
     """These tests record goldens in temporary folders, on CI too (where a missing golden
-    fails by default: tests/test_reproducibility.py checks that)."""
+    fails by default: tests/algorithms/test_reproducibility.py checks that)."""
     monkeypatch.setenv(testing.golden.MISSING_ENV, "record")
 
 
@@ -268,8 +268,8 @@ def test_golden_of_a_plain_history(tmp_path):
 
 
 def test_golden_history_of_the_stock_rules(golden):
-    """The plugin's golden fixture; tests/golden/test_kit/ holds the recorded file."""
-    assert golden == ROOT / "tests" / "golden" / "test_kit" / "test_golden_history_of_the_stock_rules.json"
+    """The plugin's golden fixture; tests/scenarios/testing/golden/test_kit/ holds the recorded file."""
+    assert golden == ROOT / "tests" / "scenarios" / "testing" / "golden" / "test_kit" / "test_golden_history_of_the_stock_rules.json"
     assert_golden(replay_case("dcasgd-a", "crash-4", "adam"), golden)
 
 

@@ -15,7 +15,7 @@ from algorithms.engine import Program, engine_for, padded_length
 from algorithms.schedule import Column, Variant, ring_rows, ring_size, schedule_for
 from sim import ClusterSpec, ComputeModel, simulate
 
-import toy
+from tests.algorithms import toy
 
 DATA = toy.make_data()
 PROBLEM = toy.problem(DATA, toy.make_eval(DATA))
@@ -198,7 +198,7 @@ def test_jobs_auto_uses_one_process_per_core_for_enough_work(monkeypatch):
     monkeypatch.setattr(runner, "accelerator", lambda: True)
     assert runner.processes_for("auto", runs) == 1  # one process holds the GPU
     assert runner.processes_for(2, runs) == 2  # unless asked
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"fewer than {runner.AUTO_MIN_UPDATES:,} applied" in readme.replace("\n  ", " ")
 
 
