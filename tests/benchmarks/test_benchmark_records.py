@@ -4,6 +4,12 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from benchmarks import halving
+from scenarios.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = ROOT / "benchmarks" / "records"
 
@@ -105,3 +111,21 @@ def test_benchmarks_readme_shows_the_recorded_protocol_times():
 
     record = json.loads(next(RECORDS.glob("protocol-*.json")).read_text())
     assert protocol.markdown(record) in (ROOT / "benchmarks" / "README.md").read_text()
+
+
+def test_halving_judged_on_tuning_runs_by_hand(tmp_path):
+    """benchmarks.halving: a rung at the full budget keeping everyone is the full grid; the cost
+    of a rung at half keeping one of two candidates is (2 * 0.5 + 1 * 0.5) / 2."""
+    out = tmp_path / "exp"
+    assert main(["run", "synthetic", "--seeds", "1", "--updates", "40", "--set", "eval_every=20", "--base", "sgd",
+                 "--algorithms", "asgd", "--tune", "lr=x0.1,x1", "--tuning-seeds", "2", "--out", str(out)]) == 0
+    cells = halving.tuning_cells(out)
+    ((cell, entries),) = cells.items()
+    assert cell == ("asgd", "sgd", None) and len(entries) == 4
+    keyed = {("exp",) + cell: entries}
+    everyone = halving.judge(keyed, 1.0, 2)
+    assert everyone["same_choice"] == 1 and everyone["cost_of_full_grid"] == 1.0 and not everyone["differences"]
+    assert halving.judge(keyed, 0.5, 1)["cost_of_full_grid"] == 0.75
+    r = entries[0][1]
+    assert halving.score_at(r, 0) == r.history[0]["accuracy"]  # only the evaluation at update 0 so far
+    assert halving.score_at(r, 40) == pytest.approx(np.mean([e["accuracy"] for e in r.history[-5:]]))

@@ -1,0 +1,126 @@
+"""Successive halving over the tuning grid, judged offline on finished tuning runs: does it choose what the full grid chose, and at what cost?
+
+    python -m benchmarks.halving record OUT.json DIR [DIR ...]   # experiment folders with their tuning runs
+    python -m benchmarks.halving markdown OUT.json                # the table benchmarks/README.md shows
+
+The rule (one rung): every candidate of a cell runs on every tuning seed up to a
+fraction ``f`` of its updates; a candidate is scored there as the protocol scores it at
+the end (mean over tuning seeds of the mean of its last ``final_evals`` validation
+evaluations so far), a candidate with a non-finite loss by then is dropped, and the best
+``keep`` continue to the full budget, where ``tuning.choose`` picks among them as it
+does over the full grid. Its cost, in applied updates, is ``n·f + keep·(1 − f)`` per
+tuning seed against ``n`` for the full grid (n candidates; a survivor continues from its
+state at the rung, not from scratch).
+
+Nothing is re-run: a finished tuning run's history holds every evaluation, and the run
+cut at ``f`` is an exact prefix of it (a run's trace and updates do not depend on where
+it will stop; tests/sim pins this for time budgets). The record names the folders, the
+cells, and every cell where the choice differs, with the full grid's margin between the
+two candidates (in validation accuracy points).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from scenarios.experiments.results import load_result
+from scenarios.experiments.tuning import choose
+
+FRACTIONS = (1 / 6, 1 / 3, 1 / 2)
+KEEPS = (2, 3)
+
+
+def tuning_cells(folder: Path) -> dict:
+    """(algorithm, base, axis value) -> [(candidate, result)] of a folder's tuning runs, in grid order."""
+    cells = defaultdict(list)
+    for path in sorted(folder.glob("runs/tune-*/result.json")):
+        r = load_result(path)
+        if r is not None and r.tuned:
+            cells[(r.algorithm, r.base, r.axis_value)].append((tuple(sorted(r.tuned.items())), r))
+    return {cell: sorted(entries, key=lambda e: (e[0], e[1].seed)) for cell, entries in cells.items()}
+
+
+def score_at(result, cut: int) -> float:
+    """The run's score at update ``cut``: the mean of its last ``final_evals`` evaluations so far;
+    NaN when its loss was not finite by then."""
+    seen = [e for e in result.history if e["update"] <= cut]
+    if not seen or not all(math.isfinite(e["loss"]) for e in seen):
+        return math.nan
+    return float(np.mean([e["accuracy"] for e in seen[-int(result.config.get("final_evals", 5)):]]))
+
+
+def survivors(entries: list, fraction: float, keep: int) -> list:
+    """The ``keep`` candidates with the best mean score at the rung (those finite on every seed)."""
+    by_candidate = defaultdict(list)
+    for cand, r in entries:
+        by_candidate[cand].append(score_at(r, int(r.config["updates"] * fraction)))
+    finite = {c: float(np.mean(s)) for c, s in by_candidate.items() if all(math.isfinite(v) for v in s)}
+    return sorted(finite, key=lambda c: -finite[c])[:keep]
+
+
+def judge(cells: dict, fraction: float, keep: int) -> dict:
+    """Agreement with the full grid and the tuning cost, for one (fraction, keep); ``cells`` is
+    keyed by (experiment, algorithm, base, axis value)."""
+    agree, differ, cost, full_cost = 0, [], 0.0, 0.0
+    for cell, entries in cells.items():
+        full = choose(entries)
+        kept = set(survivors(entries, fraction, keep))
+        halved = choose([(c, r) for c, r in entries if c in kept])
+        if halved == full:
+            agree += 1
+        else:
+            means = {c: float(np.mean([r.final_accuracy for cc, r in entries if cc == c])) for c in (full, halved) if c}
+            experiment, algorithm, base, axis_value = cell
+            differ.append({"cell": f"{experiment}: {algorithm} on {base}"
+                                   + (f" at {axis_value}" if axis_value is not None else ""),
+                           "full_grid": dict(full or ()), "halving": dict(halved or ()),
+                           "margin_points": round(100 * (means[full] - means.get(halved, 0.0)), 2) if full else None})
+        seeds = len({r.seed for _, r in entries})
+        n = len({c for c, _ in entries})
+        full_cost += n * seeds
+        cost += (n * fraction + min(keep, n) * (1 - fraction)) * seeds
+    return {"fraction": round(fraction, 4), "keep": keep, "same_choice": agree, "cells": len(cells),
+            "cost_of_full_grid": round(cost / full_cost, 3) if full_cost else None, "differences": differ}
+
+
+def record(folders: list[Path]) -> dict:
+    cells = {}
+    for folder in folders:
+        cells.update({(folder.name,) + cell: entries for cell, entries in tuning_cells(folder).items()})
+    rows = [judge(cells, fraction, keep) for fraction in FRACTIONS for keep in KEEPS]
+    return {"folders": [str(f) for f in folders], "tuning_runs": sum(len(e) for e in cells.values()),
+            "rules": rows}
+
+
+def markdown(rec: dict) -> str:
+    lines = ["| rung at | keep | same choice as the full grid | tuning cost (of the full grid) | where it differs "
+             "(full grid's margin) |", "|---|---:|---:|---:|---|"]
+    for r in rec["rules"]:
+        where = "; ".join(f"{d['cell']} ({d['margin_points']:.2f} points)" for d in r["differences"]) or "—"
+        lines.append(f"| {r['fraction']:.2f} of the updates | {r['keep']} | {r['same_choice']}/{r['cells']} cells | "
+                     f"{r['cost_of_full_grid']:.2f} | {where} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 3 and argv[0] == "record":
+        rec = record([Path(a) for a in argv[2:]])
+        Path(argv[1]).write_text(json.dumps(rec, indent=1) + "\n")
+        print(markdown(rec), end="")
+        return 0
+    if len(argv) == 2 and argv[0] == "markdown":
+        print(markdown(json.loads(Path(argv[1]).read_text())), end="")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
