@@ -1,6 +1,6 @@
 """Successive halving over the tuning grid, judged offline on finished tuning runs: does it choose what the full grid chose, and at what cost?
 
-    python -m benchmarks.halving record OUT.json DIR [DIR ...]   # experiment folders with their tuning runs
+    python -m benchmarks.halving record DIR [DIR ...] OUT.json   # experiment folders with their tuning runs
     python -m benchmarks.halving markdown OUT.json                # the table benchmarks/README.md shows
 
 The rule (one rung): every candidate of a cell runs on every tuning seed up to a
@@ -21,7 +21,6 @@ two candidates (in validation accuracy points).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections import defaultdict
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.records import record_command
 from scenarios.experiments.results import load_result
 from scenarios.experiments.tuning import choose
 
@@ -109,17 +109,7 @@ def markdown(rec: dict) -> str:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) >= 3 and argv[0] == "record":
-        rec = record([Path(a) for a in argv[2:]])
-        Path(argv[1]).write_text(json.dumps(rec, indent=1) + "\n")
-        print(markdown(rec), end="")
-        return 0
-    if len(argv) == 2 and argv[0] == "markdown":
-        print(markdown(json.loads(Path(argv[1]).read_text())), end="")
-        return 0
-    print(__doc__, file=sys.stderr)
-    return 2
+    return record_command(list(sys.argv[1:] if argv is None else argv), __doc__, record, markdown)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ average when the record was made (the machine is shared: the times are what it g
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 from pathlib import Path
 
+from benchmarks.records import record_command
 from scenarios.experiments.rerun import CLAIM_EXPERIMENTS, SWEEP
 
 FINISHED = re.compile(r"^finished in (\d+) s$", re.M)
@@ -52,15 +52,7 @@ def markdown(rec: dict) -> str:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 3 and argv[0] == "record":
-        Path(argv[2]).write_text(json.dumps(record(Path(argv[1])), indent=1) + "\n")
-        return 0
-    if len(argv) == 2 and argv[0] == "markdown":
-        print(markdown(json.loads(Path(argv[1]).read_text())), end="")
-        return 0
-    print(__doc__, file=sys.stderr)
-    return 2
+    return record_command(list(sys.argv[1:] if argv is None else argv), __doc__, lambda logs: record(*logs), markdown)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -55,3 +56,18 @@ class Record:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
         return result
+
+
+def record_command(argv: list, doc: str, record, markdown) -> int:
+    """``record INPUT [INPUT ...] OUT.json`` (writes the record, prints its table) or ``markdown
+    OUT.json`` (prints the table): the command line of a record made from finished work."""
+    if len(argv) >= 3 and argv[0] == "record":
+        rec = record([Path(a) for a in argv[1:-1]])
+        Path(argv[-1]).write_text(json.dumps(rec, indent=1) + "\n")
+        print(markdown(rec), end="")
+        return 0
+    if len(argv) == 2 and argv[0] == "markdown":
+        print(markdown(json.loads(Path(argv[1]).read_text())), end="")
+        return 0
+    print(doc, file=sys.stderr)
+    return 2
