@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import halving
+from benchmarks import halving, protocol
 from scenarios.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,12 +105,15 @@ def test_choices_quotes_the_recorded_model_speeds():
     assert f"about {['', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'][round(int(scan['mlp']) / int(scan['cnn']))]} times longer" in text
 
 
-def test_benchmarks_readme_shows_the_recorded_protocol_times():
-    """The whole protocol's wall times in benchmarks/README.md are the record's (benchmarks.protocol)."""
-    from benchmarks import protocol
-
-    record = json.loads(next(RECORDS.glob("protocol-*.json")).read_text())
-    assert protocol.markdown(record) in (ROOT / "benchmarks" / "README.md").read_text()
+def test_benchmarks_readme_shows_the_recorded_protocol_times_and_halving_judgements():
+    """The whole protocol's wall times and the successive-halving table in benchmarks/README.md
+    are their records' (benchmarks.protocol, benchmarks.halving)."""
+    text = (ROOT / "benchmarks" / "README.md").read_text()
+    records = {module: sorted(RECORDS.glob(f"{module.__name__.split('.')[-1]}-*.json")) for module in (protocol, halving)}
+    assert records[protocol]
+    for module, paths in records.items():
+        for path in paths:
+            assert module.markdown(json.loads(path.read_text())) in text, path.name
 
 
 def test_halving_judged_on_tuning_runs_by_hand(tmp_path):
