@@ -8,11 +8,30 @@ from scenarios.experiments.results import RunResult
 from scenarios.reports import readme
 from scenarios.reports.claims import verdicts
 from scenarios.reports.claims.data import Tuning, cells, shared, strongest
-from scenarios.reports.claims.records import (DIFFERENCE, GAIN, NOT_REPRODUCED, NOT_RESOLVED, NOT_TESTABLE, PARTLY,
-                                              REPRODUCED, Comparison, Report, adjusted, gain, judge)
+from scenarios.reports.claims.records import (
+    DIFFERENCE,
+    GAIN,
+    NOT_REPRODUCED,
+    NOT_RESOLVED,
+    NOT_TESTABLE,
+    PARTLY,
+    REPRODUCED,
+    Comparison,
+    Report,
+    adjusted,
+    gain,
+    judge,
+)
+from scenarios.reports.claims.region import region_notes, stability_region
 from scenarios.reports.claims.rendering import claim as render_claim
 from scenarios.reports.claims.rendering import render
-from scenarios.reports.claims.rules import claim_dcasgd, claim_noniid, claim_scale, claim_stability
+from scenarios.reports.claims.rules import (
+    claim_dcasgd,
+    claim_noniid,
+    claim_scale,
+    claim_stability,
+)
+from scenarios.reports.claims.studies import all_studies, like_with_like
 from scenarios.reports.stats import Paired
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -294,8 +313,6 @@ def test_committed_claims_md_and_readme_show_the_records_verdicts():
 def test_ablation_study_pairs_each_variant_with_full_gsgm_and_computes_the_share():
     """Full GSGM's detrended std is a quarter of the baseline's; without the white list it is half:
     on the log scale the white list accounts for 1 - ln 2 / ln 4 = 50% of the gain."""
-    from scenarios.reports.claims.studies import all_studies
-
     fmnist = cell("asgd-server", "adam", BASE_ACC, BASE_STD) + cell("gsgm", "sgd", BASE_ACC, scaled(BASE_STD, 0.25))
     studies = {"gsgm-fifo": cell("gsgm", "sgd", shifted(BASE_ACC, -0.01), scaled(BASE_STD, 0.5))}
     parts, = all_studies(fmnist, studies, STABILITY_TUNING)
@@ -313,8 +330,6 @@ def test_ablation_study_pairs_each_variant_with_full_gsgm_and_computes_the_share
 
 
 def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_count():
-    from scenarios.reports.claims.region import region_notes, stability_region
-
     def sweep_run(algorithm, workers, lr, seed, outcome):
         return run(algorithm, "sgd", seed, 0.8, 0.01, outcome=outcome, workers=workers, lr=lr,
                    key=f"{algorithm}-{workers}-{lr}-{seed}")
@@ -334,7 +349,6 @@ def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_
 
 
 def test_equal_time_study_averages_both_over_the_same_window_ending_at_the_budget():
-    from scenarios.reports.claims.studies import all_studies
 
     def timed(algorithm, base, seed, times, accs, budget=None):
         r = run(algorithm, base, seed, accs[-1], 0.01, history=[
@@ -367,3 +381,21 @@ def test_stability_accuracy_part_uses_the_baseline_run_to_gsgms_time_when_there_
     assert c.parts[0].verdict == NOT_REPRODUCED
     budget, = [f for f in c.findings if "run to the same time" in f.measure]
     assert "2000-3000 s" in budget.measure and budget.estimate.mean == pytest.approx(0.85 - 0.86)
+
+
+def test_like_with_like_sets_gsgm_without_momentum_against_sgd_and_with_it_against_momentum():
+    """GSGM without global momentum (std a quarter of ASGD on sgd's) meets ASGD on sgd; GSGM with
+    it (std half of ASGD on momentum's, one point more accurate) meets ASGD on momentum."""
+    fmnist = (cell("asgd", "sgd", BASE_ACC, BASE_STD) + cell("asgd", "momentum", BASE_ACC, BASE_STD)
+              + cell("gsgm", "sgd", shifted(BASE_ACC, 0.01), scaled(BASE_STD, 0.5)))
+    studies = {"gsgm-no-momentum": cell("gsgm", "sgd", shifted(BASE_ACC, 0.02), scaled(BASE_STD, 0.25))}
+    study = like_with_like(fmnist, studies)
+    assert [row[0] for row in study.table.rows] == [
+        "GSGM on sgd without global momentum (`gsgm-no-momentum`)", "ASGD on sgd", "GSGM on sgd, global momentum 0.9",
+        "ASGD on momentum"]
+    plain_gain, plain_acc, momentum_gain, momentum_acc = study.findings
+    assert plain_gain.subject == "GSGM on sgd without global momentum vs ASGD on sgd"
+    assert plain_gain.estimate.mean == pytest.approx(0.75) and plain_acc.estimate.mean == pytest.approx(0.02)
+    assert momentum_gain.subject == "GSGM on sgd, global momentum 0.9 vs ASGD on momentum"
+    assert momentum_gain.estimate.mean == pytest.approx(0.5) and momentum_acc.estimate.mean == pytest.approx(0.01)
+    assert like_with_like(cell("asgd", "sgd", BASE_ACC, BASE_STD), {}) is None  # no GSGM: no section
