@@ -16,7 +16,9 @@ Nothing is re-run: a finished tuning run's history holds every evaluation, and t
 cut at ``f`` is an exact prefix of it (a run's trace and updates do not depend on where
 it will stop; tests/sim pins this for time budgets). The record names the folders, the
 cells, and every cell where the choice differs, with the full grid's margin between the
-two candidates (in validation accuracy points).
+two candidates (in validation accuracy points) against the tuning noise
+(``scenarios.experiments.margins.margin_and_noise``: twice the standard error of that
+difference over the tuning seeds).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.records import record_command
+from scenarios.experiments.margins import margin_and_noise
 from scenarios.experiments.results import load_result
 from scenarios.experiments.tuning import choose
 
@@ -75,12 +78,15 @@ def judge(cells: dict, fraction: float, keep: int) -> dict:
         if halved == full:
             agree += 1
         else:
-            means = {c: float(np.mean([r.final_accuracy for cc, r in entries if cc == c])) for c in (full, halved) if c}
+            scores = {c: [r.final_accuracy for cc, r in entries if cc == c] for c in (full, halved) if c}
+            margin, noise = margin_and_noise(scores[full], scores[halved]) if full and halved else (None, None)
             experiment, algorithm, base, axis_value = cell
             differ.append({"cell": f"{experiment}: {algorithm} on {base}"
                                    + (f" at {axis_value}" if axis_value is not None else ""),
                            "full_grid": dict(full or ()), "halving": dict(halved or ()),
-                           "margin_points": round(100 * (means[full] - means.get(halved, 0.0)), 2) if full else None})
+                           "margin_points": None if margin is None else round(margin, 2),
+                           "noise_points": None if noise is None else round(noise, 2),
+                           "within_noise": margin is not None and noise is not None and margin < noise})
         seeds = len({r.seed for _, r in entries})
         n = len({c for c, _ in entries})
         full_cost += n * seeds
@@ -102,7 +108,9 @@ def markdown(rec: dict) -> str:
     lines = ["| rung at | keep | same choice as the full grid | tuning cost (of the full grid) | where it differs "
              "(full grid's margin) |", "|---|---:|---:|---:|---|"]
     for r in rec["rules"]:
-        where = "; ".join(f"{d['cell']} ({d['margin_points']:.2f} points)" for d in r["differences"]) or "—"
+        where = "; ".join(f"{d['cell']} ({d['margin_points']:.2f} points, "
+                          f"{'within' if d['within_noise'] else 'beyond'} the tuning noise of {d['noise_points']:.2f})"
+                          for d in r["differences"]) or "—"
         lines.append(f"| {r['fraction']:.2f} of the updates | {r['keep']} | {r['same_choice']}/{r['cells']} cells | "
                      f"{r['cost_of_full_grid']:.2f} | {where} |")
     return "\n".join(lines) + "\n"

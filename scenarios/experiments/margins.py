@@ -70,6 +70,20 @@ def tuning_runs(rows: list[dict]) -> list[dict]:
     return runs
 
 
+def margin_and_noise(winner, other) -> tuple[float, Optional[float]]:
+    """The difference of two candidates' mean scores over their tuning seeds, in points, and
+    twice its standard error with the seed SD pooled over the two (None without a degree of
+    freedom)."""
+    winner, other = np.asarray(winner, dtype=float), np.asarray(other, dtype=float)
+    dof = len(winner) + len(other) - 2
+    noise = None
+    if dof > 0:
+        sd = math.sqrt((float(((winner - winner.mean()) ** 2).sum()) + float(((other - other.mean()) ** 2).sum()))
+                       / dof)
+        noise = 100 * 2 * sd * math.sqrt(1 / len(winner) + 1 / len(other))
+    return float(100 * (winner.mean() - other.mean())), noise
+
+
 def margins(rows: list[dict]) -> list[Margin]:
     """Every tuned cell's margin, in the order the rows give the cells."""
     by_cell: dict[tuple, dict[str, list]] = {}
@@ -89,13 +103,7 @@ def margins(rows: list[dict]) -> list[Margin]:
             out.append(Margin(cell, winner, None, None, None))
             continue
         runner_up = max(others, key=others.get)
-        pair = (able[winner], able[runner_up])
-        dof = sum(len(s) - 1 for s in pair)
-        noise = None
-        if dof > 0:
-            sd = math.sqrt(sum(float(((s - s.mean()) ** 2).sum()) for s in pair) / dof)
-            noise = 100 * 2 * sd * math.sqrt(1 / len(pair[0]) + 1 / len(pair[1]))
-        out.append(Margin(cell, winner, runner_up, float(100 * (pair[0].mean() - pair[1].mean())), noise))
+        out.append(Margin(cell, winner, runner_up, *margin_and_noise(able[winner], able[runner_up])))
     return out
 
 
