@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Optional
@@ -192,6 +194,19 @@ def run_many(runs: list[RunSpec], out: Path, *, data_dir=None, force: bool = Fal
     return [results[r.key] for r in runs]
 
 
+def watch_parent(parent: int, *, getppid=os.getppid, exit_now=os._exit, interval: float = 1.0) -> None:
+    """Exit this worker as soon as its parent ``parent`` is gone (killed rather than
+    interrupted): a worker process must not go on computing, then wait forever, for a
+    command that no longer exists."""
+    while getppid() == parent:
+        time.sleep(interval)
+    exit_now(1)
+
+
+def _worker_started(parent: int) -> None:
+    threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
+
+
 def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None:
 
     if jobs == 1:
@@ -201,8 +216,8 @@ def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None
     groups = compile_groups(todo)
     # JAX must not be forked once initialised: spawn fresh worker processes; each carries out
     # whole groups, so a replay is compiled once per group rather than once per run
-    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_started, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_group_task, group, data_dir, trace_dir): group for group in groups}
         for future in as_completed(futures):
             for run, result in zip(futures[future], future.result()):

@@ -9,6 +9,7 @@ from scenarios.errors import ConfigError
 from scenarios.experiments import rerun
 from scenarios.experiments.experiment import carry_out
 from scenarios.experiments.plan import Options, plan
+from scenarios.experiments.pool import watch_parent
 from scenarios.experiments.results import collect
 
 SMALL = dict(seeds="2", updates="40", set=("eval_every=20",), base="sgd", algorithms="asgd,gsgm", jobs="1")
@@ -61,3 +62,14 @@ def test_parts_are_named_from_the_protocol_and_kept_in_its_order():
 def test_parts_only_with_rerun(tmp_path, capsys):
     assert main(["claims", "--parts", "scale", "--results", str(tmp_path)]) == 2
     assert "--parts: only with --rerun" in capsys.readouterr().err
+
+
+def test_a_pool_worker_exits_when_its_parent_is_gone():
+    """pool.watch_parent: a worker whose command was killed (its parent pid changed) exits at once."""
+    parents = iter([41, 41, 1])
+    exits = []
+
+    def exit_now(code):
+        exits.append(code)
+    watch_parent(41, getppid=lambda: next(parents), exit_now=exit_now, interval=0.0)
+    assert exits == [1]
