@@ -100,8 +100,9 @@ def record(folders: list[Path]) -> dict:
     for folder in folders:
         cells.update({(folder.name,) + cell: entries for cell, entries in tuning_cells(folder).items()})
     rows = [judge(cells, fraction, keep) for fraction in FRACTIONS for keep in KEEPS]
-    return {"folders": [str(f) for f in folders], "tuning_runs": sum(len(e) for e in cells.values()),
-            "rules": rows}
+    commits = sorted({str(r.versions.get("git_commit")) for entries in cells.values() for _, r in entries})
+    return {"experiments": [f.name for f in folders], "tuning_runs_made_at": commits,
+            "tuning_runs": sum(len(e) for e in cells.values()), "rules": rows}
 
 
 def markdown(rec: dict) -> str:
