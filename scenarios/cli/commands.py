@@ -84,7 +84,7 @@ def add_subcommands(sub) -> None:
                                    "(and the studies' folders present) and write every claim's numbers and verdict, "
                                    "computed from them, to RESULTS/claims.md (or --out). The committed "
                                    "docs/claims.md is regenerated with --results docs/claims-data --out "
-                                   "docs/claims.md --accept-provenance.")
+                                   "docs/claims.md.")
     p.add_argument("--results", default="results", metavar="RESULTS",
                    help="folder holding the experiments' folders (default: results)")
     p.add_argument("--out", default=None, help="where to write (default: RESULTS/claims.md, beside the results)")

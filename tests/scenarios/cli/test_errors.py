@@ -58,8 +58,7 @@ def test_claims_refuses_a_corrupt_results_file(corrupt, tmp_path, capsys, monkey
 def test_claims_md_regenerates_with_an_explicit_out(tmp_path, capsys):
     """The README's command for docs/claims.md, with --out, writes exactly the committed file."""
     out = tmp_path / "claims.md"
-    assert main(["claims", "--results", str(ROOT / "docs" / "claims-data"), "--out", str(out),
-                 "--accept-provenance"]) == 0
+    assert main(["claims", "--results", str(ROOT / "docs" / "claims-data"), "--out", str(out)]) == 0
     assert out.read_text().replace(str(ROOT / "docs" / "claims-data"), "docs/claims-data") == \
         (ROOT / "docs" / "claims.md").read_text()
 
