@@ -17,7 +17,7 @@ from scenarios.experiments.config import FIELDS, parse_assignments
 from scenarios.experiments import rerun
 from scenarios.experiments.estimate import duration, dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep, check_sweep
-from scenarios.experiments.plan import Options, jobs, plan
+from scenarios.experiments.plan import Options, claim_folder, jobs, plan
 from scenarios.experiments.results import check_writable, write_text_atomic
 from scenarios.experiments.sweep import load_sweep
 from scenarios.reports.claims import markdown
@@ -155,6 +155,7 @@ def _experiment(args):
     """Plan, then either estimate (``--dry-run``) or carry out; the plan and the results (None for a dry run)."""
     planned = plan(options(args))
     if args.dry_run:
+        claim_folder(planned.out, planned.options.identity, args.force)
         dry_run(planned.runs, planned.grids, planned.tuning_seeds, planned.jobs, args.data_dir, out=planned.out,
                 force=args.force, shipped=planned.scenario.shipped_tuning, explicit=planned.options.explicit)
         return planned, None
@@ -206,6 +207,7 @@ def cmd_sweep(args) -> int:
     runs = check_sweep(sweep, backend=args.backend, data_dir=args.data_dir)
     out = Path(args.out or f"results/sweep-{sweep.name}")
     if args.dry_run:
+        claim_folder(out, sweep.identity, args.force)
         dry_run(runs, sweep.tune, 2, processes, args.data_dir, out=out, force=args.force, explicit=sweep.explicit)
         return 0
     results = carry_out_sweep(sweep, out, backend=args.backend, jobs=processes, address=args.address,

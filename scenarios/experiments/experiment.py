@@ -48,10 +48,12 @@ def check_sweep(sweep: Sweep, *, backend: str = "local", data_dir=None) -> list:
 
 
 def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="auto", address: Optional[str] = None,
-                    data_dir=None, force: bool = False, log=print, invocation: Optional[dict] = None) -> list[RunResult]:
-    """Run a sweep into ``out`` (finished runs are kept); the reported results."""
+                    data_dir=None, force: bool = False, log=print, invocation: Optional[dict] = None,
+                    reuse: tuple = ()) -> list[RunResult]:
+    """Run a sweep into ``out`` (finished runs are kept, and runs finished in the experiment
+    folders ``reuse`` with the same key are copied in); the reported results."""
     check_sweep(sweep, backend=backend, data_dir=data_dir)
-    identity = {"sweep": str(sweep.path)}
+    identity = sweep.identity
     claim_folder(out, identity, force)
 
     def manifest(reported):
@@ -61,4 +63,4 @@ def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="au
 
     with FolderLock(out):
         return run_sweep(sweep, out, planned=manifest, backend=backend, jobs=jobs, address=address,
-                         data_dir=data_dir, force=force, invocation=invocation, log=log)
+                         data_dir=data_dir, force=force, invocation=invocation, log=log, reuse=reuse)

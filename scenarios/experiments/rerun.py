@@ -20,7 +20,7 @@ from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import SCENARIOS, STUDIES
 from scenarios.experiments.estimate import dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
-from scenarios.experiments.plan import Options, plan
+from scenarios.experiments.plan import Options, claim_folder, plan
 from scenarios.experiments.sweep import load_sweep
 
 SEEDS = "10"
@@ -53,6 +53,8 @@ def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> 
     once; runs already finished are not subtracted); return the summed midpoints of the
     estimates, in seconds."""
     planned = [p for p in plans(root, jobs, data_dir) if p.scenario.name in parts]
+    for p in planned:
+        claim_folder(p.out, p.options.identity, force=False)  # what the real run would refuse, refused now
     total = 0.0
     if planned:
         tuned = list({r.key: r for p in planned if p.grids for r in p.runs}.values())  # a shared run counts once
@@ -68,6 +70,7 @@ def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> 
             total += dry_run(fixed, (), int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
     if f"sweep-{SWEEP}" in parts:
         sweep = load_sweep(SWEEP)
+        claim_folder(root / f"sweep-{SWEEP}", sweep.identity, force=False)
         log(f"sweep {SWEEP}:")
         total += dry_run(sweep.runs(), sweep.tune, 2, jobs, data_dir, out=root / f"sweep-{SWEEP}",
                          explicit=sweep.explicit, log=log) or 0.0
@@ -80,8 +83,18 @@ def rerun(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> Non
     command = f"stalesim claims --rerun --out {root}" + ("" if parts == PARTS else f" --parts {','.join(parts)}")
     for p in plans(root, jobs, data_dir):
         if p.scenario.name in parts:
-            others = tuple(root / n for n in CLAIM_EXPERIMENTS if n != p.scenario.name and (root / n).is_dir())
-            carry_out(p, log=log, invocation={"command": command}, reuse=others)
+            carry_out(p, log=log, invocation={"command": command}, reuse=experiment_folders(root, but=p.out))
     if f"sweep-{SWEEP}" in parts:
-        carry_out_sweep(load_sweep(SWEEP), root / f"sweep-{SWEEP}", jobs=jobs, data_dir=data_dir,
-                        log=log, invocation={"command": command})
+        out = root / f"sweep-{SWEEP}"
+        carry_out_sweep(load_sweep(SWEEP), out, jobs=jobs, data_dir=data_dir, log=log,
+                        invocation={"command": command}, reuse=experiment_folders(root, but=out))
+
+
+def experiment_folders(root: Path, but: Path) -> tuple:
+    """Every experiment folder in ``root`` (one holding an experiment.json) other than ``but``: the
+    parts already there, and any other experiment a user put beside them (an earlier run of the
+    sweep at fewer seeds, say)."""
+    if not root.is_dir():
+        return ()
+    return tuple(d for d in sorted(root.iterdir())
+                 if d.resolve() != Path(but).resolve() and (d / "experiment.json").is_file())

@@ -56,6 +56,15 @@ class Sweep:
     path: Optional[Path] = None  # the file it was read from
     explicit: frozenset = frozenset()  # the fields the file sets ([set]) or varies ([axes]): never replaced
 
+    @property
+    def identity(self) -> dict:
+        """What makes two sweeps the same experiment (so they may share an output folder): what the
+        file asks for, not where it lies."""
+        fixed = {k: getattr(self.config, k) for k in sorted(self.explicit) if k not in self.axes}
+        return {"sweep": self.name, "scenario": self.scenario, "algorithms": list(self.algorithms),
+                "bases": list(self.bases), "seeds": self.seeds, "target_accuracy": self.target_accuracy,
+                "set": fixed, "axes": self.axes, "tune": [str(g) for g in self.tune]}
+
     def runs(self) -> list[RunSpec]:
         names = list(self.axes)
         configs = []

@@ -73,3 +73,13 @@ def test_a_pool_worker_exits_when_its_parent_is_gone():
         exits.append(code)
     watch_parent(41, getppid=lambda: next(parents), exit_now=exit_now, interval=0.0)
     assert exits == [1]
+
+
+def test_a_part_reuses_every_other_experiment_folder_in_dir(tmp_path):
+    for name in ("fmnist", "sweep-stability", "sweep-stability-2-seeds"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "experiment.json").write_text("{}")
+    (tmp_path / "notes").mkdir()  # no experiment.json: not an experiment
+    assert rerun.experiment_folders(tmp_path, but=tmp_path / "sweep-stability") == (
+        tmp_path / "fmnist", tmp_path / "sweep-stability-2-seeds")
+    assert rerun.experiment_folders(tmp_path / "absent", but=tmp_path) == ()

@@ -105,3 +105,23 @@ def test_sweep_command_and_backends_give_identical_tables(mini, tmp_path, capsys
 def test_sweep_bad_backend(mini, capsys):
     assert main(["sweep", str(mini), "--backend", "slurm"]) == 2
     assert "--backend" in capsys.readouterr().err
+
+
+def test_a_sweep_folder_is_claimed_by_what_the_file_asks_not_where_it_lies(mini, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(mini), "--out", str(out)]) == 0
+    moved = tmp_path / "elsewhere" / "mini.toml"
+    moved.parent.mkdir()
+    moved.write_text(MINI)
+    assert load_sweep(str(moved)).identity == load_sweep(str(mini)).identity
+    capsys.readouterr()
+    assert main(["sweep", str(moved), "--out", str(out)]) == 0  # the same sweep from another copy resumes
+    assert "done before, kept" in capsys.readouterr().out
+    more = tmp_path / "more.toml"
+    more.write_text(MINI.replace("seeds = 1", "seeds = 2"))
+    manifest = (out / "experiment.json").read_text()
+    for dry in ([], ["--dry-run"]):  # refused before any work, with or without --dry-run
+        assert main(["sweep", str(more), "--out", str(out), *dry]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "holds a different experiment" in err[0]
+    assert (out / "experiment.json").read_text() == manifest
