@@ -120,11 +120,11 @@ def _quiet(*_args) -> None:
 def options(scenario: str, *, algorithms: Names = None, base: Names = None, workers=None, seeds=None, updates=None,
             set: Union[None, Mapping, Sequence[str]] = None, tune=None, tuning_seeds=2, jobs="auto",
             out: Union[str, Path, None] = None, data_dir: Union[str, Path, None] = None,
-            force: bool = False) -> Options:
+            force: bool = False, halving: Optional[str] = None) -> Options:
     """The request as the command line would spell it (so both give the same folder identity)."""
     return Options(scenario, _names(algorithms), _names(base), _count(workers), _count(seeds), _count(updates),
                    _assignments(set), _tune(tune), str(tuning_seeds), str(jobs), None if out is None else str(out),
-                   None if data_dir is None else str(data_dir), force)
+                   None if data_dir is None else str(data_dir), force, None if halving is None else str(halving))
 
 
 def run(scenario: str, *, log=print, **kwargs) -> Experiment:
@@ -135,7 +135,8 @@ def run(scenario: str, *, log=print, **kwargs) -> Experiment:
       algorithms, base: names, as a list or comma-separated (default: the scenario's).
       workers, seeds, updates: numbers (default: the scenario's).
       set: configuration fields, ``{"lr_sgd": 0.02}`` (never replaced by tuned values).
-      tune: ``"default"`` or ``{"lr": ["x0.1", "x1", "x10"]}``; tuning_seeds: per candidate.
+      tune: ``"default"`` or ``{"lr": ["x0.1", "x1", "x10"]}``; tuning_seeds: per candidate;
+        halving: ``"3@1/6"``, successive halving over the tuning grid (default: the full grid).
       jobs: ``"auto"`` or a number of processes; out: the results folder (default
         ``results/SCENARIO``); data_dir: where the data set's files are; force: recompute.
       log: where progress lines go (``None``: nowhere).

@@ -55,6 +55,10 @@ def add_subcommands(sub) -> None:
                             "configured value, e.g. --tune lr=x0.1,x0.3,x1,x3,x10; '--tune default' uses the "
                             "scenario's grid (default: the scenario's shipped tuned values, if any)")
         p.add_argument("--tuning-seeds", default="2", help="tuning seeds per candidate (default: 2)")
+        p.add_argument("--halving", metavar="KEEP@FRACTION", default=None,
+                       help="successive halving over the tuning grid: every candidate runs FRACTION of the "
+                            "updates, the KEEP best run to the end (e.g. 3@1/6; docs/protocol.md; default: off, "
+                            "the full grid)")
         p.add_argument("--jobs", default="auto",
                        help="runs carried out at once in separate processes, or 'auto' (default): one per CPU "
                             "core, in this process for small grids; the numbers are the same either way")
@@ -97,6 +101,9 @@ def add_subcommands(sub) -> None:
                    help="with --rerun: only these parts, comma-separated (" + ", ".join(rerun.PARTS) + "); "
                         "the runs of the parts already in DIR are reused")
     p.add_argument("--jobs", default="auto", help="with --rerun: local processes, or 'auto' (one per CPU core)")
+    p.add_argument("--halving", metavar="KEEP@FRACTION", default=None,
+                   help="with --rerun: successive halving over every tuning grid (e.g. 3@1/6; docs/protocol.md; "
+                        "default: off, the full grids the committed results were tuned with)")
     p.add_argument("--data-dir", default=None, help="with --rerun: folder with the dataset files")
     p.add_argument("--accept-provenance", action="store_true",
                    help="judge results made in a working tree with uncommitted changes, or mixing JAX versions "
@@ -141,7 +148,7 @@ def options(args) -> Options:
     """The request of ``run`` / ``reproduce``, as the command line spells it."""
     return Options(args.scenario, args.algorithms, args.base, args.workers, args.seeds, args.updates,
                    tuple(args.set), tuple(args.tune), args.tuning_seeds, args.jobs, args.out, args.data_dir,
-                   args.force)
+                   args.force, args.halving)
 
 
 def invocation(args) -> dict:
@@ -157,6 +164,7 @@ def _experiment(args):
     if args.dry_run:
         claim_folder(planned.out, planned.options.identity, args.force)
         dry_run(planned.runs, planned.grids, planned.tuning_seeds, planned.jobs, args.data_dir, out=planned.out,
+                halving=planned.halving,
                 force=args.force, shipped=planned.scenario.shipped_tuning, explicit=planned.options.explicit)
         return planned, None
     return planned, carry_out(planned, invocation=invocation(args))
@@ -225,16 +233,18 @@ def cmd_claims(args) -> int:
             raise ConfigError("--rerun: give --out DIR, the folder to run everything into")
         root = Path(args.out)
         if args.dry_run:
-            total = rerun.estimate(root, args.jobs, args.data_dir, parts=rerun.parts_from(args.parts))
+            total = rerun.estimate(root, args.jobs, args.data_dir, parts=rerun.parts_from(args.parts),
+                                   halving=args.halving)
             print(f"{'the whole protocol' if not args.parts else 'these parts'}: about {duration(total)} "
                   "(the midpoints of the estimates above, summed)")
             return 0
-        rerun.rerun(root, args.jobs, args.data_dir, parts=rerun.parts_from(args.parts))
+        rerun.rerun(root, args.jobs, args.data_dir, parts=rerun.parts_from(args.parts), halving=args.halving)
         write_text_atomic(root / "claims.md", markdown(root, args.accept_provenance))
         print(f"written to {root / 'claims.md'}")
         return 0
-    if args.dry_run or args.parts:
-        raise ConfigError(f"{'--dry-run' if args.dry_run else '--parts'}: only with --rerun (claims alone runs nothing)")
+    for option, given in (("--dry-run", args.dry_run), ("--parts", args.parts), ("--halving", args.halving)):
+        if given:
+            raise ConfigError(f"{option}: only with --rerun (claims alone runs nothing)")
     root = Path(args.results)
     if not root.is_dir():
         raise ConfigError(f"--results: no folder {str(root)!r}")

@@ -10,6 +10,7 @@ from typing import Optional
 import jax.monitoring
 
 from scenarios.experiments.execute import execute
+from scenarios.experiments.halving import Halving
 from scenarios.experiments.pool import compile_groups, pending, processes_for
 from scenarios.experiments.origins import resolve
 from scenarios.experiments.tuning import tuning_runs
@@ -83,15 +84,19 @@ def calibrate(runs, data_dir=None, log=print) -> Calibration:
 
 
 def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Path] = None, force: bool = False,
-            shipped: Optional[Path] = None, explicit=frozenset(), log=print) -> float:
+            shipped: Optional[Path] = None, explicit=frozenset(), halving: Optional[Halving] = None,
+            log=print) -> float:
     """The grid, the learning rates it would use and an estimated wall time: one short run per
     kind of run (algorithm, base, problem shape) on this machine (``estimate.calibrate``),
     scaled to every run still to do (finished runs in ``out`` are skipped, as a real run would);
     with several processes, a range from perfect sharing to none. Returns the range's
-    midpoint in seconds (0 when nothing is to do). Runs with the same key count once."""
+    midpoint in seconds (0 when nothing is to do). Runs with the same key count once. With
+    ``halving``, the tuning runs are every candidate's rung run and ``keep`` full runs per cell
+    (which candidates survive is known only after the rung: the first ``keep`` stand in)."""
 
     runs = resolve(runs, explicit=explicit, grids=grids, shipped=shipped, log=log)
-    tuning = [r for entries in tuning_runs(runs, grids, tuning_seeds).values() for _, r in entries] if grids else []
+    tuning = [r for entries in halved(tuning_runs(runs, grids, tuning_seeds), halving).values()
+              for _, r in entries] if grids else []
     tuning = list({r.key: r for r in tuning}.values())  # cells of several experiments share their tuning runs
     cells = len({(r.config, r.algorithm, r.base) for r in runs})
     log(f"grid: {len(runs)} reported runs ({cells} cells x {len(runs) // max(1, cells)} seeds)"
@@ -125,6 +130,22 @@ def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Pat
         f"slow each other) and {duration(one)} (one process); they share the memory bandwidth "
         f"(nothing was run; drop --dry-run to run)")
     return (one / processes + one) / 2
+
+
+def halved(plan: dict, halving: Optional[Halving]) -> dict:
+    """The tuning plan as ``halving`` would carry it out, for the estimate: per cell cut by it,
+    every candidate's rung run, then the first ``keep`` candidates' full runs."""
+    if halving is None:
+        return plan
+    out = {}
+    for cell, entries in plan.items():
+        cands = list(dict.fromkeys(cand for cand, _ in entries))
+        if len(cands) <= halving.keep:
+            out[cell] = entries
+            continue
+        out[cell] = ([(cand, halving.rung(run)) for cand, run in entries]
+                     + [(cand, run) for cand, run in entries if cand in cands[:halving.keep]])
+    return out
 
 
 def duration(seconds: float) -> str:

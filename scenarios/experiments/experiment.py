@@ -25,7 +25,7 @@ def carry_out(plan: Plan, *, log=print, invocation: Optional[dict] = None, reuse
         started = time.perf_counter()
         results = run_protocol(
             plan.runs, plan.out, grids=plan.grids, tuning_seeds=plan.tuning_seeds,
-            shipped=plan.scenario.shipped_tuning, explicit=plan.options.explicit,
+            shipped=plan.scenario.shipped_tuning, explicit=plan.options.explicit, halving=plan.halving,
             planned=lambda reported: write_json_atomic(plan.out / "experiment.json", plan.manifest(reported)),
             data_dir=plan.options.data_dir, force=plan.options.force, jobs=plan.jobs, invocation=invocation, log=log,
             reuse=reuse)

@@ -27,6 +27,7 @@ from scenarios.experiments.config import (
     check_names,
     parse_assignments,
 )
+from scenarios.experiments.halving import Halving, parse_halving
 from scenarios.experiments.memory import check_memory, cli_option
 from scenarios.experiments.pool import AUTO
 from scenarios.experiments.timing import check_crashes
@@ -55,13 +56,17 @@ class Options:
     out: Optional[str] = None
     data_dir: Optional[str] = None
     force: bool = False
+    halving: Optional[str] = None  # "3@1/6": successive halving over the tuning grid (scenarios.experiments.halving)
 
     @property
     def identity(self) -> dict:
         """What makes two requests the same experiment (so they may share an output folder)."""
-        return {"scenario": self.scenario, "set": sorted(self.set), "algorithms": self.algorithms,
-                "base": self.base, "workers": self.workers, "seeds": self.seeds, "updates": self.updates,
-                "tune": sorted(self.tune)}
+        identity = {"scenario": self.scenario, "set": sorted(self.set), "algorithms": self.algorithms,
+                    "base": self.base, "workers": self.workers, "seeds": self.seeds, "updates": self.updates,
+                    "tune": sorted(self.tune)}
+        if self.halving is not None:  # absent when off, so folders made before the option keep their identity
+            identity["halving"] = str(parse_halving(self.halving))
+        return identity
 
     @property
     def overrides(self) -> dict:
@@ -85,6 +90,7 @@ class Plan:
     tuning_seeds: int
     jobs: object  # "auto" or a number of processes
     out: Path
+    halving: Optional[Halving] = None
 
     def manifest(self, reported: list[RunSpec]) -> dict:
         """``experiment.json``: what was asked, and the reported runs as resolved (tuned values applied)."""
@@ -179,9 +185,13 @@ def plan(options: Options, log=print) -> Plan:
         bases = check_names("--base", bases, BASES)
     runs = expand(scenario, config, algorithms, bases, count(options.seeds, "--seeds"))
     check_runs(runs, options.data_dir)
-    return Plan(options, scenario, config, runs, grids(options, scenario),
+    tuning_grids = grids(options, scenario)
+    halving = parse_halving(options.halving)
+    if halving is not None and not tuning_grids:
+        raise ConfigError("--halving: only with --tune (it cuts the tuning grid)")
+    return Plan(options, scenario, config, runs, tuning_grids,
                 count(options.tuning_seeds, "--tuning-seeds"), jobs(options.jobs),
-                Path(options.out or f"results/{scenario.name}"))
+                Path(options.out or f"results/{scenario.name}"), halving)
 
 
 def claim_folder(out: Path, identity: dict, force: bool) -> None:

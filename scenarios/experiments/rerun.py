@@ -20,6 +20,7 @@ from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import SCENARIOS, STUDIES
 from scenarios.experiments.estimate import dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
+from scenarios.experiments.halving import parse_halving
 from scenarios.experiments.plan import Options, claim_folder, plan
 from scenarios.experiments.sweep import load_sweep
 
@@ -41,18 +42,20 @@ def parts_from(text) -> tuple:
     return tuple(p for p in PARTS if p in names)
 
 
-def plans(root: Path, jobs="auto", data_dir=None) -> list:
-    """Each experiment's plan into ``root/NAME``, at 10 seeds, tuned by the protocol."""
+def plans(root: Path, jobs="auto", data_dir=None, halving=None) -> list:
+    """Each experiment's plan into ``root/NAME``, at 10 seeds, tuned by the protocol (``halving``:
+    ``--halving``, for the experiments that tune)."""
     return [plan(Options(name, seeds=SEEDS, tune=("default",) if SCENARIOS[name].tune else (),
-                         tuning_seeds=TUNING_SEEDS, jobs=jobs, out=str(root / name), data_dir=data_dir))
+                         tuning_seeds=TUNING_SEEDS, jobs=jobs, out=str(root / name), data_dir=data_dir,
+                         halving=halving if SCENARIOS[name].tune else None))
             for name in CLAIM_EXPERIMENTS]
 
 
-def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> float:
+def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS, halving=None) -> float:
     """Print the plan and the estimate of the ``parts`` (runs shared between experiments counted
     once; runs already finished are not subtracted); return the summed midpoints of the
     estimates, in seconds."""
-    planned = [p for p in plans(root, jobs, data_dir) if p.scenario.name in parts]
+    planned = [p for p in plans(root, jobs, data_dir, halving) if p.scenario.name in parts]
     for p in planned:
         claim_folder(p.out, p.options.identity, force=False)  # what the real run would refuse, refused now
     total = 0.0
@@ -64,7 +67,8 @@ def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> 
             "them, carried out once)")
         grids = next((p.grids for p in planned if p.grids), ())
         if tuned:
-            total += dry_run(tuned, grids, int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
+            total += dry_run(tuned, grids, int(TUNING_SEEDS), jobs, data_dir, halving=parse_halving(halving),
+                             log=log) or 0.0
         if fixed:
             log("at fixed rates (not tuned): " + ", ".join(p.scenario.name for p in planned if not p.grids))
             total += dry_run(fixed, (), int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
@@ -77,11 +81,12 @@ def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> 
     return total
 
 
-def rerun(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS) -> None:
+def rerun(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS, halving=None) -> None:
     """Carry out the ``parts`` into ``root``, each reusing the runs finished in every other
     experiment folder of ``root`` (the earlier parts', and those already there)."""
-    command = f"stalesim claims --rerun --out {root}" + ("" if parts == PARTS else f" --parts {','.join(parts)}")
-    for p in plans(root, jobs, data_dir):
+    command = (f"stalesim claims --rerun --out {root}" + ("" if parts == PARTS else f" --parts {','.join(parts)}")
+               + ("" if halving is None else f" --halving {halving}"))
+    for p in plans(root, jobs, data_dir, halving):
         if p.scenario.name in parts:
             carry_out(p, log=log, invocation={"command": command}, reuse=experiment_folders(root, but=p.out))
     if f"sweep-{SWEEP}" in parts:

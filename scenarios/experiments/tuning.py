@@ -35,6 +35,7 @@ from algorithms import registry
 from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import RunSpec
 from scenarios.experiments.config import FIELDS
+from scenarios.experiments.halving import Halving
 from scenarios.experiments.margins import annotated
 from scenarios.experiments.origins import LEARNING_RATES, Origin, grid_edge, resolve, shown_value, tuned_at_key
 from scenarios.experiments.pool import run_many
@@ -210,16 +211,20 @@ def tuning_csv(plan, results: dict, chosen: dict) -> str:
     return annotated(buf.getvalue())
 
 
-def tune(reported: list[RunSpec], out: Path, grids, tuning_seeds: int, *, log=print, **options) -> list[RunSpec]:
-    """Run every cell's candidates on the tuning seeds, write ``out/tuning.csv``, and return the
-    reported runs at each cell's winner (``choose``)."""
+def tune(reported: list[RunSpec], out: Path, grids, tuning_seeds: int, *, halving: Optional[Halving] = None,
+         log=print, **options) -> list[RunSpec]:
+    """Run every cell's candidates on the tuning seeds (with ``halving``, only the survivors of
+    its rung to the end), write ``out/tuning.csv``, and return the reported runs at each cell's
+    winner (``choose``)."""
     plan = tuning_runs(reported, grids, tuning_seeds)
     tuning = [run for entries in plan.values() for _, run in entries]
     log(f"tuning: {len(plan)} cells x {len(tuning) // max(1, len(plan))} candidate runs "
         f"on tuning seeds {TUNING_SEED}..{TUNING_SEED + tuning_seeds - 1}, scored on validation")
-    results = {r.key: r for r in run_many(tuning, out, log=log, **options)}
-    chosen = {cell: choose([(cand, results[run.key]) for cand, run in entries]) for cell, entries in plan.items()}
-    write_text_atomic(out / "tuning.csv", tuning_csv(plan, results, chosen))
+    full, rung_lines = (plan, []) if halving is None else survivors(plan, halving, out, log=log, **options)
+    results = {r.key: r for r in run_many([run for entries in full.values() for _, run in entries], out, log=log,
+                                          **options)}
+    chosen = {cell: choose([(cand, results[run.key]) for cand, run in entries]) for cell, entries in full.items()}
+    write_text_atomic(out / "tuning.csv", "".join(rung_lines) + tuning_csv(full, results, chosen))
     for (cfg, algorithm, base, axis), cand in chosen.items():
         where = f" at {axis}={getattr(cfg, axis)}" if axis else ""
         log(f"tuned {algorithm} on {base}{where}: " + (", ".join(f"{k}={shown_value(v)}" for k, v in cand)
@@ -227,17 +232,48 @@ def tune(reported: list[RunSpec], out: Path, grids, tuning_seeds: int, *, log=pr
     return apply(reported, chosen, {cell: [cand for cand, _ in entries] for cell, entries in plan.items()})
 
 
+def survivors(plan: dict, halving: Halving, out: Path, *, log=print, **options) -> tuple[dict, list[str]]:
+    """``plan`` with each cell cut to the candidates that survive ``halving``'s rung (a cell
+    with ``halving.keep`` candidates or fewer is kept whole), and one ``# halving`` line per
+    cut cell for tuning.csv: its rung scores, and which candidates went on."""
+    cut = {cell: entries for cell, entries in plan.items() if len({cand for cand, _ in entries}) > halving.keep}
+    if not cut:
+        return plan, []
+    rung = {cell: [(cand, halving.rung(run)) for cand, run in entries] for cell, entries in cut.items()}
+    log(f"halving {halving}: {len(cut)} cells, every candidate to {halving.fraction} of its updates; "
+        f"the best {halving.keep} of each go on")
+    results = {r.key: r for r in run_many([run for entries in rung.values() for _, run in entries], out, log=log,
+                                          **options)}
+    kept, lines = dict(plan), []
+    for cell, entries in rung.items():
+        scored = [(cand, results[run.key]) for cand, run in entries]
+        alive = halving.survivors(scored)
+        kept[cell] = [(cand, run) for cand, run in plan[cell] if cand in alive]
+        config, algorithm, base, axis = cell
+        where = f" at {axis}={getattr(config, axis)}" if axis else ""
+        scores = {}
+        for cand, r in scored:
+            scores.setdefault(cand, []).append(r)
+        shown = "; ".join(
+            f"{', '.join(f'{k}={shown_value(v)}' for k, v in cand)}: "
+            + ("diverged" if any(r.diverged for r in rs) else f"{np.mean([r.final_accuracy for r in rs]):.5f}")
+            + (" (kept)" if cand in alive else "") for cand, rs in scores.items())
+        lines.append(f"# halving {halving} {algorithm} on {base}{where}, rung at {entries[0][1].config.updates} "
+                     f"updates: {shown}\n")
+    return kept, lines
+
+
 def run_protocol(reported: list[RunSpec], out: Path, *, grids=(), tuning_seeds: int = 2,
-                 shipped: Optional[Path] = None, explicit=frozenset(), log=print,
+                 shipped: Optional[Path] = None, explicit=frozenset(), halving: Optional[Halving] = None, log=print,
                  planned: Optional[Callable] = None, **options) -> list:
-    """Resolve each tuned field (``resolve``), tune (when ``grids`` are given), then carry out the
-    reported runs; ``planned(runs)`` is called with the reported runs as soon as they are known
+    """Resolve each tuned field (``resolve``), tune (when ``grids`` are given, with ``halving``
+    if given), then carry out the reported runs; ``planned(runs)`` is called with the reported runs as soon as they are known
     (the manifest), ``options`` go to ``pool.run_many``. Returns the reported results."""
     reported = resolve(reported, explicit=explicit, grids=grids, shipped=shipped, log=log)
     if planned:
         planned(reported)
     if grids:
-        reported = tune(reported, out, grids, tuning_seeds, log=log, **options)
+        reported = tune(reported, out, grids, tuning_seeds, halving=halving, log=log, **options)
         if planned:
             planned(reported)
     log("reported runs:")
