@@ -14,6 +14,12 @@
     workers = [4, 8, 16, 32]
     spread = [1.0, 4.0]
 
+Instead of ``algorithms`` x ``bases``, ``methods`` lists the (algorithm, base) pairs to
+run, e.g. ``methods = [["gsgm", "sgd"], ["asgd-server", "momentum"]]``. A learning-rate
+axis varies only the runs that read it: with ``lr_sgd`` and ``lr_momentum`` both axes, a
+run on sgd goes along ``lr_sgd`` (its ``lr_momentum`` stays configured) and a run on
+momentum along ``lr_momentum``, as a tuning grid's ``lr`` does.
+
 Runs use the same keys and directory layout as ``stalesim run``, so a sweep resumes,
 and can be started with one backend and finished with the other. Runs that share a
 cluster shape, policy and seed share one cached trace (``DIR/traces``).
@@ -35,6 +41,7 @@ from algorithms import BASES
 from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import SCENARIOS, RunSpec, check_algorithms, grid
 from scenarios.experiments.config import FIELDS, ExperimentConfig, check_names
+from scenarios.experiments.origins import LEARNING_RATES
 from scenarios.experiments.results import RunResult
 from scenarios.experiments.tuning import grids_from_table, run_protocol
 from sim.checks import Spec
@@ -55,25 +62,41 @@ class Sweep:
     tune: tuple = ()  # tuning grids from the [tune] table
     path: Optional[Path] = None  # the file it was read from
     explicit: frozenset = frozenset()  # the fields the file sets ([set]) or varies ([axes]): never replaced
+    methods: tuple = ()  # (algorithm, base) pairs, when the file lists them instead of algorithms x bases
 
     @property
     def identity(self) -> dict:
         """What makes two sweeps the same experiment (so they may share an output folder): what the
         file asks for, not where it lies."""
         fixed = {k: getattr(self.config, k) for k in sorted(self.explicit) if k not in self.axes}
-        return {"sweep": self.name, "scenario": self.scenario, "algorithms": list(self.algorithms),
-                "bases": list(self.bases), "seeds": self.seeds, "target_accuracy": self.target_accuracy,
-                "set": fixed, "axes": self.axes, "tune": [str(g) for g in self.tune]}
+        identity = {"sweep": self.name, "scenario": self.scenario, "algorithms": list(self.algorithms),
+                    "bases": list(self.bases), "seeds": self.seeds, "target_accuracy": self.target_accuracy,
+                    "set": fixed, "axes": self.axes, "tune": [str(g) for g in self.tune]}
+        if self.methods:
+            identity["methods"] = [list(m) for m in self.methods]
+        return identity
 
     def runs(self) -> list[RunSpec]:
+        """Every run: the product of the axes, for each method and seed (a learning-rate axis
+        only for the runs on its base)."""
         names = list(self.axes)
         configs = []
         for values in itertools.product(*(self.axes[n] for n in names)):
             try:
-                configs.append(replace(self.config, **dict(zip(names, values))).validate())
+                configs.append((values, replace(self.config, **dict(zip(names, values))).validate()))
             except ConfigError as e:
                 raise ConfigError(f"sweep axes {dict(zip(names, values))}: {e}") from None
-        return grid(configs, self.algorithms, self.bases, self.seeds)
+        if not self.methods:
+            return grid([cfg for _, cfg in configs], self.algorithms, self.bases, self.seeds)
+        runs = []
+        for values, cfg in configs:
+            for algorithm, base in self.methods:
+                others = {n: v for n, v in zip(names, values) if n in LEARNING_RATES and n != f"lr_{base}"}
+                if any(v != self.axes[n][0] for n, v in others.items()):
+                    continue  # another base's rate: this run is the same at every value, so it runs once
+                own = replace(cfg, **{n: getattr(self.config, n) for n in others}).validate()
+                runs += [RunSpec(own, algorithm, base, s) for s in range(self.seeds)]
+        return runs
 
 
 def load_sweep(path_or_name: str) -> Sweep:
@@ -88,7 +111,7 @@ def load_sweep(path_or_name: str) -> Sweep:
         spec = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"sweep {path}: not valid TOML ({e})") from None
-    known = {"name", "scenario", "algorithms", "bases", "seeds", "target_accuracy", "set", "axes", "tune"}
+    known = {"name", "scenario", "algorithms", "bases", "methods", "seeds", "target_accuracy", "set", "axes", "tune"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(f"sweep {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
@@ -111,17 +134,39 @@ def load_sweep(path_or_name: str) -> Sweep:
             raise ConfigError(f"sweep axes.{name}: unknown field; allowed: {', '.join(sorted(field_names))}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep axes.{name}: must be a non-empty list of values")
-    algorithms = check_algorithms("sweep algorithms", spec.get("algorithms", scenario.algorithms))
-    bases = check_names("sweep bases", spec.get("bases", scenario.bases), BASES)
+    methods = check_methods(spec["methods"]) if "methods" in spec else ()
+    if methods and ("algorithms" in spec or "bases" in spec):
+        raise ConfigError("sweep methods: give either methods or algorithms and bases, not both")
+    algorithms = tuple(dict.fromkeys(a for a, _ in methods)) or \
+        check_algorithms("sweep algorithms", spec.get("algorithms", scenario.algorithms))
+    bases = tuple(dict.fromkeys(b for _, b in methods)) or \
+        check_names("sweep bases", spec.get("bases", scenario.bases), BASES)
     seeds = Spec(int, low=1).check("sweep seeds", spec.get("seeds", 2), ConfigError)
     tune = spec.get("tune", {})
     if not isinstance(tune, dict):
         raise ConfigError("sweep tune: must be a table of field = [values]")
     grids = grids_from_table(tune)
     sweep = Sweep(spec.get("name", path.stem), scenario_name, config, axes, algorithms, bases, seeds,
-                  config.target_accuracy, grids, path.resolve(), frozenset(fixed) | frozenset(axes))
+                  config.target_accuracy, grids, path.resolve(), frozenset(fixed) | frozenset(axes), methods)
     sweep.runs()  # validates every combination now
     return sweep
+
+
+def check_methods(methods) -> tuple:
+    """A sweep file's ``methods``: [algorithm, base] pairs, each checked; one error line for a bad one."""
+    allowed = "a non-empty list of [algorithm, base] pairs, e.g. [[\"gsgm\", \"sgd\"]]"
+    if not isinstance(methods, list) or not methods:
+        raise ConfigError(f"sweep methods: must be {allowed}")
+    pairs = []
+    for pair in methods:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise ConfigError(f"sweep methods: {pair!r} is not an [algorithm, base] pair; must be {allowed}")
+        (algorithm,) = check_algorithms("sweep methods", [pair[0]])
+        (base,) = check_names("sweep methods", [pair[1]], BASES)
+        pairs.append((algorithm, base))
+    if len(set(pairs)) != len(pairs):
+        raise ConfigError("sweep methods: each [algorithm, base] pair at most once")
+    return tuple(pairs)
 
 
 def run_sweep(sweep: Sweep, out: Path, *, tuning_seeds: int = 2, **options) -> list[RunResult]:

@@ -49,12 +49,39 @@ def test_expansion_and_shipped_sweep(mini):
     ("seeds = 0", "seeds"),
     ("colour = 'blue'", "colour"),
     ("this is not toml", "TOML"),
+    ("methods = [['gsgm', 'nesterov']]", "methods"),
+    ("methods = [['hogwild', 'sgd']]", "methods"),
+    ("methods = ['gsgm']", "methods"),
+    ("methods = []", "methods"),
+    ("methods = [['gsgm', 'sgd'], ['gsgm', 'sgd']]", "methods"),
+    ("methods = [['gsgm', 'sgd']]\nbases = ['sgd']", "methods"),
 ])
 def test_bad_sweep_files(tmp_path, text, field):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=field):
         load_sweep(str(path))
+
+
+def test_methods_and_a_learning_rate_axis_per_base(tmp_path):
+    path = tmp_path / "pairs.toml"
+    path.write_text(MINI.replace('algorithms = ["asgd", "gsgm"]\nbases = ["sgd"]\n',
+                                 'methods = [["gsgm", "sgd"], ["asgd-server", "momentum"]]\n')
+                    + "lr_sgd = [0.1, 0.3]\nlr_momentum = [0.01, 0.03]\n")
+    sweep = load_sweep(str(path))
+    assert sweep.algorithms == ("gsgm", "asgd-server") and sweep.bases == ("sgd", "momentum")
+    runs = sweep.runs()
+    configured = sweep.config
+    # each method goes along its own base's rate only: 2 workers x 2 rates x 1 seed per method
+    assert sorted((r.algorithm, r.base, r.config.workers, r.config.lr_sgd, r.config.lr_momentum) for r in runs) == sorted(
+        [("gsgm", "sgd", w, lr, configured.lr_momentum) for w in (4, 6) for lr in (0.1, 0.3)]
+        + [("asgd-server", "momentum", w, configured.lr_sgd, lr) for w in (4, 6) for lr in (0.01, 0.03)])
+    assert len({r.key for r in runs}) == len(runs) == 8
+    assert sweep.identity["methods"] == [["gsgm", "sgd"], ["asgd-server", "momentum"]]
+    # without methods, the identity is what it was (folders made before methods existed still match)
+    plain = tmp_path / "plain.toml"
+    plain.write_text(MINI)
+    assert "methods" not in load_sweep(str(plain)).identity and load_sweep(str(plain)).methods == ()
 
 
 def test_local_sweep_reuses_traces_resumes_and_reports(mini, tmp_path):
