@@ -93,7 +93,7 @@ def stability_region(results, axes, path: Path) -> Optional[Path]:
         for spine in ax.spines.values():
             spine.set_visible(False)
         ax.set_xlabel(field_label(lr_field))  # each panel's own base's rate
-        ax.set_title(style.label(algorithm) + (f" ({base_label(base)})" if len(bases) > 1 else ""))
+        ax.set_title(style.label(algorithm) + (f" on {base_label(base)}" if len(bases) > 1 else ""))
     for ax in axs[:, 0]:
         ax.set_ylabel("nodes")
     for ax in list(axs.flat)[len(panels):]:
