@@ -14,6 +14,7 @@ from scenarios.experiments.halving import Halving
 from scenarios.experiments.pool import compile_groups, pending, processes_for
 from scenarios.experiments.origins import resolve
 from scenarios.experiments.tuning import tuning_runs
+from scenarios.workloads.workload import workload
 
 _COMPILE_SECONDS: list = []  # [seconds] once counting has started in this process
 
@@ -58,7 +59,10 @@ class Calibration:
 def calibrate(runs, data_dir=None, log=print) -> Calibration:
     """One short run (``2 x eval_every`` updates, at least 100, at most the run's own) per
     ``cost_key`` of ``runs``, after a warm-up run that loads the data as a real command
-    does; the compilation time JAX reports is taken apart from the time per update."""
+    does; the compilation time JAX reports is taken apart from the time per update, and
+    the workload (the nodes' shards, the model) is built before the clock starts: a real
+    process builds it once per cluster shape, not once per run, and timed inside 300
+    updates it made the first kind of each shape look five times slower."""
 
     compile_seconds()  # counting starts
     first = runs[0]
@@ -70,6 +74,7 @@ def calibrate(runs, data_dir=None, log=print) -> Calibration:
     compilation, per_update = {}, {}
     for k, (key, run) in enumerate(kinds.items()):
         n = min(run.config.updates, max(100, 2 * run.config.eval_every))
+        workload(run.config, data_dir)  # built once per shape in a real process, so not timed per update here
         compiled, started = compile_seconds(), time.perf_counter()
         execute(replace(run, config=replace(run.config, updates=n), seed=run.seed + 10_001 + k),
                 data_dir=data_dir, trace_dir=None)
@@ -125,11 +130,13 @@ def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Pat
     where = f"--jobs {jobs} ({processes} process{'es' if processes > 1 else ''})"
     if processes == 1:
         log(f"estimated wall time with {where}: {duration(one)} (nothing was run; drop --dry-run to run)")
-        return one
-    log(f"estimated wall time with {where}: between {duration(one / processes)} (processes that never "
-        f"slow each other) and {duration(one)} (one process); they share the memory bandwidth "
-        f"(nothing was run; drop --dry-run to run)")
-    return (one / processes + one) / 2
+    else:
+        log(f"estimated wall time with {where}: between {duration(one / processes)} (processes that never "
+            f"slow each other) and {duration(one)} (one process); they share the memory bandwidth "
+            f"(nothing was run; drop --dry-run to run)")
+    log("  every run is counted to its last update: one that diverges stops at its first non-finite "
+        "evaluation, so a grid with diverging rates takes less")
+    return one if processes == 1 else (one / processes + one) / 2
 
 
 def halved(plan: dict, halving: Optional[Halving]) -> dict:
