@@ -10,7 +10,7 @@ from .cluster import (COMPUTE_KINDS, ClusterSpec, ComputeModel, FailureModel, Ne
                       as_durations, network, straggler_speeds)
 from .policies import POLICY_NAMES, Barrier, Buffered, Fifo, Policy, Whitelist, make_policy
 from .simulate import simulate
-from .stats import format_summary, idle_time, staleness_histogram, summarize
+from .summary import format_summary, idle_time, staleness_histogram, summarize
 from .trace import APPLY, PULL, PUSH, Trace, TraceError
 
 __all__ = [
