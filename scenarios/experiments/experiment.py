@@ -62,5 +62,9 @@ def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="au
                                                     "axes": sweep.axes, "runs": [r.dirname for r in reported]})
 
     with FolderLock(out):
-        return run_sweep(sweep, out, planned=manifest, backend=backend, jobs=jobs, address=address,
-                         data_dir=data_dir, force=force, invocation=invocation, log=log, reuse=reuse)
+        log(f"sweep-{sweep.name}: {len(sweep.runs())} reported runs -> {out}")
+        started = time.perf_counter()
+        results = run_sweep(sweep, out, planned=manifest, backend=backend, jobs=jobs, address=address,
+                            data_dir=data_dir, force=force, invocation=invocation, log=log, reuse=reuse)
+        log(f"finished in {time.perf_counter() - started:.0f} s")
+    return results

@@ -132,3 +132,35 @@ def test_halving_judged_on_tuning_runs_by_hand(tmp_path):
     r = entries[0][1]
     assert halving.score_at(r, 0) == r.history[0]["accuracy"]  # only the evaluation at update 0 so far
     assert halving.score_at(r, 40) == pytest.approx(np.mean([e["accuracy"] for e in r.history[-5:]]))
+
+
+RERUN_LOG = """note: something first
+fmnist: 130 reported runs -> /x/fmnist
+tuning: 13 cells x 10 candidate runs on tuning seeds 1000..1001, scored on validation
+130 runs, 0 already finished, 130 to do (2 processes)
+[ 130/130] tune-a  acc 0.8  elapsed 0:05:00  left ~0:00:00
+78 runs, 0 already finished, 78 to do (2 processes)
+reported runs:
+130 runs, 0 already finished, 130 to do (2 processes)
+finished in 900 s
+noniid: 200 reported runs -> /x/noniid
+200 runs, 50 already finished, 150 to do (2 processes)
+finished in 600 s
+"""
+SWEEP_RUNS = """reported runs:
+800 runs, 0 already finished, 800 to do (2 processes)
+[ 799/800] gsgm  elapsed 0:17:58  left ~0:00:01
+[ 800/800] gsgm  elapsed 0:18:03  left ~0:00:00
+"""
+
+
+def test_a_claims_rerun_log_is_split_into_its_parts(tmp_path):
+    # with the sweep's own header and finish line (since 2026-12-02) and without (the older logs)
+    new = RERUN_LOG + "sweep-stability: 800 reported runs -> /x/sweep-stability\n" + SWEEP_RUNS + "finished in 1090 s\n"
+    for text, sweep_seconds in ((new, 1090), (RERUN_LOG + SWEEP_RUNS + "written to /x/claims.md\n", 18 * 60 + 3)):
+        log = tmp_path / "rerun.log"
+        log.write_text(text)
+        rec = protocol.record(log)
+        assert [(p["part"], p["runs_carried_out"], p["tuning_runs"], p["wall_seconds"]) for p in rec["parts"]] == [
+            ("fmnist", 338, 208, 900), ("noniid", 150, 0, 600), ("sweep-stability", 800, 0, sweep_seconds)]
+        assert rec["total_wall_seconds"] == 1500 + sweep_seconds
