@@ -98,7 +98,12 @@ def judge(cells: dict, fraction: float, keep: int) -> dict:
 def record(folders: list[Path]) -> dict:
     cells = {}
     for folder in folders:
-        cells.update({(folder.name,) + cell: entries for cell, entries in tuning_cells(folder).items()})
+        found = tuning_cells(folder)
+        if not found:
+            raise SystemExit(f"benchmarks.halving: {folder}: no finished tuning runs (runs/tune-*/result.json); "
+                             "the committed docs/claims-data folders keep only tuning.csv, so give the folders of "
+                             "a claims --rerun or a reproduce --tune run")
+        cells.update({(folder.name,) + cell: entries for cell, entries in found.items()})
     rows = [judge(cells, fraction, keep) for fraction in FRACTIONS for keep in KEEPS]
     commits = sorted({str(r.versions.get("git_commit")) for entries in cells.values() for _, r in entries})
     return {"experiments": [f.name for f in folders], "tuning_runs_made_at": commits,

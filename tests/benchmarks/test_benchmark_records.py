@@ -1,5 +1,6 @@
 """What the README and benchmarks/README.md quote of measured runs follows from their committed records (benchmarks/records/)."""
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -164,3 +165,32 @@ def test_a_claims_rerun_log_is_split_into_its_parts(tmp_path):
         assert [(p["part"], p["runs_carried_out"], p["tuning_runs"], p["wall_seconds"]) for p in rec["parts"]] == [
             ("fmnist", 338, 208, 900), ("noniid", 150, 0, 600), ("sweep-stability", 800, 0, sweep_seconds)]
         assert rec["total_wall_seconds"] == 1500 + sweep_seconds
+
+
+def _halving_lines(text: str) -> dict:
+    """(algorithm, base) -> (every candidate's value, the kept ones), from tuning.csv's '# halving' lines."""
+    cells = {}
+    for line in text.splitlines():
+        m = re.match(r"# halving \S+ (\S+) on (\S+), rung at \d+ updates: (.*)$", line)
+        if m:
+            entries = [e.split(": ") for e in m.group(3).split("; ")]
+            values = [float(name.split("=")[1]) for name, _ in entries]
+            kept = [float(name.split("=")[1]) for name, score in entries if score.endswith("(kept)")]
+            cells[(m.group(1), m.group(2))] = (values, kept)
+    return cells
+
+
+def test_the_fmnist_halving_record_drops_the_full_grids_winner_in_the_two_per_node_adam_cells():
+    """docs/protocol.md and benchmarks/README.md say that --halving 3@1/6 on fmnist dropped the
+    full grid's winner in 2 of 13 cells, per-node ASGD and DC-ASGD-a on Adam, whose winner (the
+    smallest rate) starts slowly and so missed the rung's best three."""
+    rung = _halving_lines((RECORDS / "halving-fmnist-tuning-2026-12-02.csv").read_text())
+    committed = [r for r in csv.DictReader(l for l in (ROOT / "docs/claims-data/fmnist/tuning.csv").read_text()
+                                           .splitlines() if not l.startswith("#")) if r["chosen"] == "True"]
+    winners = {(r["algorithm"], r["base"]): float(r["value"]) for r in committed}
+    assert len(rung) == len(winners) == 13
+    dropped = sorted(cell for cell, (_, kept) in rung.items() if winners[cell] not in kept)
+    assert dropped == [("asgd", "adam"), ("dcasgd-a", "adam")]
+    for cell in dropped:
+        values, kept = rung[cell]
+        assert winners[cell] == min(values) == 3e-05 and len(kept) == 3
