@@ -8,8 +8,11 @@ each result as it arrives. The numbers do not depend on where a run was carried 
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -138,11 +141,30 @@ def compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
 COMPILATION_CACHE_ENV = "STALESIM_COMPILATION_CACHE"
 
 
+_COMMAND_CACHE: list = []  # [folder] once this command has made its own
+
+
+def command_cache() -> str:
+    """The JAX compilation cache this command's worker processes share: ``$STALESIM_COMPILATION_CACHE``
+    when set, else a temporary folder made once per command and removed when it ends. A
+    program one worker compiled (a rule's replay, a gradient) the others, and the workers
+    of the command's later batches, load instead of compiling again; the command's own
+    process keeps its JAX settings (it compiles each program once anyway)."""
+    folder = os.environ.get(COMPILATION_CACHE_ENV, "").strip()
+    if folder:
+        return folder
+    if not _COMMAND_CACHE:
+        _COMMAND_CACHE.append(tempfile.mkdtemp(prefix="stalesim-jax-cache-"))
+        atexit.register(shutil.rmtree, _COMMAND_CACHE[0], True)
+    return _COMMAND_CACHE[0]
+
+
 def use_compilation_cache() -> Optional[str]:
-    """Opt-in: with ``STALESIM_COMPILATION_CACHE=DIR`` in the environment, JAX keeps every
-    compiled program in ``DIR`` (its persistent compilation cache), so later processes,
-    ``--jobs`` workers included, load it instead of compiling again. The numbers are the
-    same either way. Returns the folder, or None when the variable is unset or empty."""
+    """With ``STALESIM_COMPILATION_CACHE=DIR`` in the environment, JAX keeps every compiled
+    program in ``DIR`` (its persistent compilation cache), so later processes load it
+    instead of compiling again; a command's worker processes get the command's cache
+    (``command_cache``) this way. The numbers are the same either way. Returns the folder,
+    or None when the variable is unset or empty."""
     folder = os.environ.get(COMPILATION_CACHE_ENV, "").strip()
     if not folder:
         return None
@@ -203,7 +225,9 @@ def watch_parent(parent: int, *, getppid=os.getppid, exit_now=os._exit, interval
     exit_now(1)
 
 
-def _worker_started(parent: int) -> None:
+def _worker_started(parent: int, cache: str) -> None:
+    """A pool worker's start: watch the command's process, and share its compilation cache."""
+    os.environ[COMPILATION_CACHE_ENV] = cache
     threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
 
 
@@ -217,7 +241,7 @@ def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None
     # JAX must not be forked once initialised: spawn fresh worker processes; each carries out
     # whole groups, so a replay is compiled once per group rather than once per run
     with ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_started, initargs=(os.getpid(),)) as pool:
+                             initializer=_worker_started, initargs=(os.getpid(), command_cache())) as pool:
         futures = {pool.submit(_group_task, group, data_dir, trace_dir): group for group in groups}
         for future in as_completed(futures):
             for run, result in zip(futures[future], future.result()):

@@ -17,11 +17,8 @@ the overrun is recorded.
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import signal
-import tempfile
 import time
 from typing import NamedTuple, Optional
 
@@ -32,7 +29,7 @@ import numpy as np
 from sim.simulate import cycle_times
 from sim import ClusterSpec
 
-from scenarios.experiments.pool import COMPILATION_CACHE_ENV, use_compilation_cache
+from scenarios.experiments.pool import COMPILATION_CACHE_ENV, command_cache, use_compilation_cache
 from scenarios.workloads.workload import workload
 
 READY, PUSH, FAILED = "ready", "push", "failed"
@@ -120,20 +117,11 @@ def compile_gradient(grad, wl, seed: int = 0, worker: int = 0) -> None:
     jax.block_until_ready(grad(zeros, jnp.int32(seed), jnp.int32(worker), jnp.int32(0), wl.data))
 
 
-_CACHE: list = []
-
-
 def shared_cache() -> str:
-    """The JAX compilation cache the workers share: ``$STALESIM_COMPILATION_CACHE`` when set, else a
-    temporary folder removed when this process ends. The first worker compiles the gradient into
-    it, the others load it (``LocalBackend``); this process's own JAX settings are left alone."""
-    folder = os.environ.get(COMPILATION_CACHE_ENV, "").strip()
-    if folder:
-        return folder
-    if not _CACHE:
-        _CACHE.append(tempfile.mkdtemp(prefix="stalesim-live-jax-"))
-        atexit.register(shutil.rmtree, _CACHE[0], True)
-    return _CACHE[0]
+    """The JAX compilation cache the workers share (``pool.command_cache``): the first worker
+    compiles the gradient into it, the others load it (``LocalBackend``); this process's own
+    JAX settings are left alone."""
+    return command_cache()
 
 
 def process_main(conn, setup: Setup) -> None:

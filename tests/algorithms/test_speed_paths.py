@@ -2,6 +2,7 @@
 across traces, the padded op table and ring, the rule cache, batched evaluation, ``--jobs``."""
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -212,3 +213,17 @@ def test_jobs_auto_and_bad_jobs_on_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "stalesim: error: --jobs: must be 'auto' or an integer >= 1, got 'many'"
     assert not (tmp_path / "b").exists()
+
+
+def test_a_commands_worker_processes_share_its_compilation_cache_by_default(tmp_path, monkeypatch):
+    from scenarios.cli import main
+    from scenarios.experiments.pool import COMPILATION_CACHE_ENV, command_cache
+
+    monkeypatch.delenv(COMPILATION_CACHE_ENV, raising=False)
+    before = jax.config.jax_compilation_cache_dir
+    grid = ["--algorithms", "asgd,gsgm", "--base", "sgd", "--seeds", "1", "--updates", "40", "--set", "eval_every=20"]
+    assert main(["run", "synthetic", *grid, "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    folder = Path(command_cache())
+    assert folder.name.startswith("stalesim-jax-cache-") and any(folder.iterdir())  # the workers wrote to it
+    assert jax.config.jax_compilation_cache_dir == before  # this process's own settings are left alone
+    assert COMPILATION_CACHE_ENV not in os.environ
