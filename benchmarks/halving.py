@@ -26,11 +26,14 @@ from __future__ import annotations
 import math
 import sys
 from collections import defaultdict
+from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from benchmarks.records import record_command
+from scenarios.experiments.halving import Halving
 from scenarios.experiments.margins import margin_and_noise
 from scenarios.experiments.results import load_result
 from scenarios.experiments.tuning import choose
@@ -59,12 +62,13 @@ def score_at(result, cut: int) -> float:
 
 
 def survivors(entries: list, fraction: float, keep: int) -> list:
-    """The ``keep`` candidates with the best mean score at the rung (those finite on every seed)."""
-    by_candidate = defaultdict(list)
+    """The candidates the tool's rung (``Halving.survivors``) keeps, each tuning run scored at the
+    cut as a rung run ending there would be."""
+    at_cut = []
     for cand, r in entries:
-        by_candidate[cand].append(score_at(r, int(r.config["updates"] * fraction)))
-    finite = {c: float(np.mean(s)) for c, s in by_candidate.items() if all(math.isfinite(v) for v in s)}
-    return sorted(finite, key=lambda c: -finite[c])[:keep]
+        score = score_at(r, int(r.config["updates"] * fraction))
+        at_cut.append((cand, SimpleNamespace(final_accuracy=score, diverged=not math.isfinite(score))))
+    return Halving(keep, Fraction(fraction).limit_denominator(1000)).survivors(at_cut)
 
 
 def judge(cells: dict, fraction: float, keep: int) -> dict:

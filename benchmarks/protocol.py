@@ -61,7 +61,9 @@ def record(logs: Path) -> dict:
         if not finished or not batches:
             continue
         done = sum(int(todo) for _, _, todo, _ in batches)
-        parts.append({"part": name, "runs_carried_out": done, "tuning_runs": sum(int(todo) for _, _, todo, _ in batches[:-1]), "processes": batches[-1][3], "wall_seconds": int(finished.group(1))})
+        parts.append({"part": name, "runs_carried_out": done,
+                      "tuning_runs": sum(int(todo) for _, _, todo, _ in batches[:-1]),  # every batch before the reported runs
+                      "processes": batches[-1][3], "wall_seconds": int(finished.group(1))})
     return {"machine": f"shared {os.cpu_count()}-core {describe(cpu())}", "load_average_1min": os.getloadavg()[0],
             "parts": parts, "total_wall_seconds": sum(p["wall_seconds"] for p in parts)}
 

@@ -146,12 +146,12 @@ def halved(plan: dict, halving: Optional[Halving]) -> dict:
         return plan
     out = {}
     for cell, entries in plan.items():
-        cands = list(dict.fromkeys(cand for cand, _ in entries))
-        if len(cands) <= halving.keep:
+        if not halving.cuts(entries):
             out[cell] = entries
             continue
+        stand_ins = list(dict.fromkeys(cand for cand, _ in entries))[:halving.keep]
         out[cell] = ([(cand, halving.rung(run)) for cand, run in entries]
-                     + [(cand, run) for cand, run in entries if cand in cands[:halving.keep]])
+                     + [(cand, run) for cand, run in entries if cand in stand_ins])
     return out
 
 

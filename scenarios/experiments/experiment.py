@@ -52,7 +52,7 @@ def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="au
                     reuse: tuple = ()) -> list[RunResult]:
     """Run a sweep into ``out`` (finished runs are kept, and runs finished in the experiment
     folders ``reuse`` with the same key are copied in); the reported results."""
-    check_sweep(sweep, backend=backend, data_dir=data_dir)
+    runs = check_sweep(sweep, backend=backend, data_dir=data_dir)
     identity = sweep.identity
     claim_folder(out, identity, force)
 
@@ -62,7 +62,7 @@ def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="au
                                                     "axes": sweep.axes, "runs": [r.dirname for r in reported]})
 
     with FolderLock(out):
-        log(f"sweep-{sweep.name}: {len(sweep.runs())} reported runs -> {out}")
+        log(f"sweep-{sweep.name}: {len(runs)} reported runs -> {out}")
         started = time.perf_counter()
         results = run_sweep(sweep, out, planned=manifest, backend=backend, jobs=jobs, address=address,
                             data_dir=data_dir, force=force, invocation=invocation, log=log, reuse=reuse)

@@ -48,15 +48,27 @@ class Halving:
         updates = max(run.config.eval_every, math.floor(run.config.updates * self.fraction))
         return replace(run, config=replace(run.config, updates=updates).validate())
 
+    def cuts(self, entries: list[tuple[tuple, object]]) -> bool:
+        """Whether a cell's (candidate, run) pairs hold more than ``keep`` candidates (else it skips the rung)."""
+        return len({cand for cand, _ in entries}) > self.keep
+
+    @staticmethod
+    def scores(entries: list[tuple[tuple, object]]) -> dict[tuple, Optional[float]]:
+        """Each candidate's rung score from a cell's (candidate, rung result) pairs, in grid order:
+        the mean over its tuning seeds of the final validation accuracy; None when a rung run
+        had a non-finite loss."""
+        by_candidate: dict[tuple, list] = {}
+        for cand, result in entries:
+            by_candidate.setdefault(cand, []).append(result)
+        return {cand: None if any(r.diverged for r in results) else float(np.mean([r.final_accuracy for r in results]))
+                for cand, results in by_candidate.items()}
+
     def survivors(self, entries: list[tuple[tuple, object]]) -> list[tuple]:
         """The candidates that run the whole budget, from a cell's (candidate, rung result) pairs:
-        the ``keep`` highest mean rung scores among candidates with no non-finite rung run, the
-        first in grid order among equals; in grid order."""
-        scores: dict[tuple, list] = {}
-        for cand, result in entries:
-            scores.setdefault(cand, []).append(result)
-        alive = {cand: float(np.mean([r.final_accuracy for r in results]))
-                 for cand, results in scores.items() if not any(r.diverged for r in results)}
+        the ``keep`` highest rung scores among candidates with no non-finite rung run, the first
+        in grid order among equals; in grid order."""
+        scores = self.scores(entries)
+        alive = {cand: score for cand, score in scores.items() if score is not None}
         order = sorted(alive, key=lambda cand: -alive[cand])  # stable: grid order among equals
         best = set(order[:self.keep])
         return [cand for cand in scores if cand in best]

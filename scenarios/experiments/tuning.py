@@ -236,7 +236,7 @@ def survivors(plan: dict, halving: Halving, out: Path, *, log=print, **options) 
     """``plan`` with each cell cut to the candidates that survive ``halving``'s rung (a cell
     with ``halving.keep`` candidates or fewer is kept whole), and one ``# halving`` line per
     cut cell for tuning.csv: its rung scores, and which candidates went on."""
-    cut = {cell: entries for cell, entries in plan.items() if len({cand for cand, _ in entries}) > halving.keep}
+    cut = {cell: entries for cell, entries in plan.items() if halving.cuts(entries)}
     if not cut:
         return plan, []
     rung = {cell: [(cand, halving.rung(run)) for cand, run in entries] for cell, entries in cut.items()}
@@ -251,13 +251,10 @@ def survivors(plan: dict, halving: Halving, out: Path, *, log=print, **options) 
         kept[cell] = [(cand, run) for cand, run in plan[cell] if cand in alive]
         config, algorithm, base, axis = cell
         where = f" at {axis}={getattr(config, axis)}" if axis else ""
-        scores = {}
-        for cand, r in scored:
-            scores.setdefault(cand, []).append(r)
         shown = "; ".join(
             f"{', '.join(f'{k}={shown_value(v)}' for k, v in cand)}: "
-            + ("diverged" if any(r.diverged for r in rs) else f"{np.mean([r.final_accuracy for r in rs]):.5f}")
-            + (" (kept)" if cand in alive else "") for cand, rs in scores.items())
+            + ("diverged" if score is None else f"{score:.5f}") + (" (kept)" if cand in alive else "")
+            for cand, score in halving.scores(scored).items())
         lines.append(f"# halving {halving} {algorithm} on {base}{where}, rung at {entries[0][1].config.updates} "
                      f"updates: {shown}\n")
     return kept, lines

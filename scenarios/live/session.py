@@ -38,12 +38,12 @@ from scenarios.experiments.results import RunResult, load_result, write_result, 
 from scenarios.experiments.cluster import cluster_spec, policy_for
 from scenarios.experiments.execute import rule_for
 from scenarios.experiments.outcomes import metrics_of
-from scenarios.experiments.pool import cores
+from scenarios.experiments.pool import command_cache, cores
 from scenarios.experiments.provenance import machine, versions
 from scenarios.workloads.workload import workload
 from scenarios.live.backends import make_backend
 from scenarios.live.server import LiveServer, Outcome
-from scenarios.live.worker import Setup, shared_cache
+from scenarios.live.worker import Setup
 
 # Wall seconds per simulated second. The MLP's gradient (batch 64) takes about 1.5 ms on one
 # core of the 2-core reference machine (3 ms with 10 worker processes sharing it); at 0.2 the
@@ -120,7 +120,7 @@ def run_live(run: RunSpec, out: Path, *, time_scale: float = DEFAULT_TIME_SCALE,
     check_live(cfg, time_scale, backend)
     wl = workload(cfg, data_dir)
     spec = cluster_spec(cfg, wl.num_classes, run.seed, float(parameter_bytes(cfg.model, cfg.dataset)))
-    cache = shared_cache()
+    cache = command_cache()  # the first worker compiles the gradient into it, the others load it
     setups = [Setup(w, cfg, None if data_dir is None else str(data_dir), run.seed, spec, float(time_scale), cache,
                     hang[1] if hang and hang[0] == w else None) for w in range(cfg.workers)]
     params0 = wl.model.init(jax.random.PRNGKey(run.seed))  # before the workers take the cores: eager, many small ops

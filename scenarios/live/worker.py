@@ -29,7 +29,7 @@ import numpy as np
 from sim.simulate import cycle_times
 from sim import ClusterSpec
 
-from scenarios.experiments.pool import COMPILATION_CACHE_ENV, command_cache, use_compilation_cache
+from scenarios.experiments.pool import COMPILATION_CACHE_ENV, use_compilation_cache
 from scenarios.workloads.workload import workload
 
 READY, PUSH, FAILED = "ready", "push", "failed"
@@ -115,13 +115,6 @@ def compile_gradient(grad, wl, seed: int = 0, worker: int = 0) -> None:
     shapes = jax.eval_shape(wl.model.init, jax.random.PRNGKey(0))
     zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     jax.block_until_ready(grad(zeros, jnp.int32(seed), jnp.int32(worker), jnp.int32(0), wl.data))
-
-
-def shared_cache() -> str:
-    """The JAX compilation cache the workers share (``pool.command_cache``): the first worker
-    compiles the gradient into it, the others load it (``LocalBackend``); this process's own
-    JAX settings are left alone."""
-    return command_cache()
 
 
 def process_main(conn, setup: Setup) -> None:
