@@ -9,6 +9,7 @@ from typing import Optional
 
 import jax.monitoring
 
+from algorithms.history import TIME_EVENTS
 from scenarios.experiments.execute import execute
 from scenarios.experiments.halving import Halving
 from scenarios.experiments.pool import compile_groups, pending, processes_for
@@ -16,76 +17,115 @@ from scenarios.experiments.origins import resolve
 from scenarios.experiments.tuning import tuning_runs
 from scenarios.workloads.workload import workload
 
-_COMPILE_SECONDS: list = []  # [seconds] once counting has started in this process
+_SECONDS: dict = {}  # event family -> seconds, once counting has started in this process
+_FAMILIES = {"compile": "/jax/core/compile/", "evaluation": TIME_EVENTS + "evaluation"}
+
+
+def _seconds(family: str) -> float:
+    """Seconds this process has spent on ``family`` (``_FAMILIES``: XLA compilation, from JAX's
+    monitoring events; evaluation, from stalesim's), counted from the first call on."""
+    if not _SECONDS:
+        _SECONDS.update({name: 0.0 for name in _FAMILIES})
+
+        def on_event(event, duration, **kwargs):
+            for name, prefix in _FAMILIES.items():
+                if event.startswith(prefix):
+                    _SECONDS[name] += duration
+        jax.monitoring.register_event_duration_secs_listener(on_event)
+    return _SECONDS[family]
 
 
 def compile_seconds() -> float:
-    """Seconds this process has spent compiling with XLA (JAX's monitoring events), counted
+    """Seconds this process has spent compiling with XLA, counted from the first call on."""
+    return _seconds("compile")
+
+
+def evaluation_seconds() -> float:
+    """Seconds this process has spent evaluating (``algorithms.history.Recorder``), counted
     from the first call on."""
-    if not _COMPILE_SECONDS:
-
-        _COMPILE_SECONDS.append(0.0)
-
-        def on_event(event, duration, **kwargs):
-            if event.startswith("/jax/core/compile/"):
-                _COMPILE_SECONDS[0] += duration
-        jax.monitoring.register_event_duration_secs_listener(on_event)
-    return _COMPILE_SECONDS[0]
+    return _seconds("evaluation")
 
 
 def cost_key(run) -> tuple:
     """What a run's time per update depends on: the rule, the base optimizer and the shape
-    of the problem (model, data, cluster); not its seed, learning rate or length."""
+    of the problem (model, data, cluster); not its seed, learning rate, length or evaluations."""
     c = run.config
-    return (run.algorithm, run.base, c.dataset, c.model, c.workers, c.batch_size, c.eval_every)
+    return (run.algorithm, run.base, c.dataset, c.model, c.workers, c.batch_size)
+
+
+def evaluation_key(run) -> tuple:
+    """What one evaluation's time depends on: the model and the set evaluated (the test set,
+    or a subset of it, or the validation split)."""
+    c = run.config
+    return (c.dataset, c.model, run.split, c.eval_samples if run.split == "test" else c.validation_samples)
+
+
+def evaluations(run) -> int:
+    """How many times a run is evaluated when it goes to its last update: at the start, every
+    ``eval_every`` applied gradients and at the end."""
+    return 1 + -(-run.config.updates // run.config.eval_every)
 
 
 @dataclass
 class Calibration:
-    """Per ``cost_key``: seconds of XLA compilation (once per group of runs that share a
-    compiled replay) and seconds per applied update (training, evaluation at the run's own
-    ``eval_every``, trace simulation)."""
+    """Seconds of XLA compilation per ``cost_key`` (once per group of runs that share a
+    compiled replay), seconds per applied update per ``cost_key`` (training and trace
+    simulation) and seconds per evaluation per ``evaluation_key``."""
 
     compile_seconds: dict
     per_update: dict
+    per_evaluation: dict
 
     def seconds(self, runs, groups) -> float:
         """Estimated seconds for ``runs`` in one process; ``groups``: the runs grouped by
         what they compile (``pool.compile_groups``)."""
         return (sum(self.compile_seconds[cost_key(group[0])] for group in groups)
-                + sum(self.per_update[cost_key(r)] * r.config.updates for r in runs))
+                + sum(self.per_update[cost_key(r)] * r.config.updates
+                      + self.per_evaluation[evaluation_key(r)] * evaluations(r) for r in runs))
 
 
 def calibrate(runs, data_dir=None, log=print) -> Calibration:
     """One short run (``2 x eval_every`` updates, at least 100, at most the run's own) per
-    ``cost_key`` of ``runs``, after a warm-up run that loads the data as a real command
-    does; the compilation time JAX reports is taken apart from the time per update, and
-    the workload (the nodes' shards, the model) is built before the clock starts: a real
+    ``cost_key`` of ``runs`` (and per ``evaluation_key`` not met that way), after a warm-up
+    run that loads the data as a real command does. The compilation and the evaluations
+    JAX and stalesim report are taken apart from the time per update: a short run is
+    evaluated three times in 400 updates, a whole run 31 times in 6,000, so evaluations
+    counted per update made the estimate of a whole run about a third too long. The
+    workload (the nodes' shards, the model) is built before the clock starts: a real
     process builds it once per cluster shape, not once per run, and timed inside 300
     updates it made the first kind of each shape look five times slower."""
 
-    compile_seconds()  # counting starts
+    compile_seconds(), evaluation_seconds()  # counting starts
     first = runs[0]
     execute(replace(first, config=replace(first.config, updates=min(first.config.updates, 20)),
                     seed=first.seed + 10_000), data_dir=data_dir, trace_dir=None)
     kinds = {}
     for run in runs:
         kinds.setdefault(cost_key(run), run)
-    compilation, per_update = {}, {}
+    met = {evaluation_key(r) for r in kinds.values()}
+    for run in runs:  # an evaluation not met by the kinds above gets its own short run
+        if evaluation_key(run) not in met:
+            met.add(evaluation_key(run))
+            kinds[("evaluation",) + evaluation_key(run)] = run
+    compilation, per_update, per_evaluation = {}, {}, {}
     for k, (key, run) in enumerate(kinds.items()):
         n = min(run.config.updates, max(100, 2 * run.config.eval_every))
+        short = replace(run, config=replace(run.config, updates=n), seed=run.seed + 10_001 + k)
         workload(run.config, data_dir)  # built once per shape in a real process, so not timed per update here
-        compiled, started = compile_seconds(), time.perf_counter()
-        execute(replace(run, config=replace(run.config, updates=n), seed=run.seed + 10_001 + k),
-                data_dir=data_dir, trace_dir=None)
-        elapsed, compiling = time.perf_counter() - started, compile_seconds() - compiled
+        compiled, evaluated, started = compile_seconds(), evaluation_seconds(), time.perf_counter()
+        execute(short, data_dir=data_dir, trace_dir=None)
+        elapsed = time.perf_counter() - started
+        compiling, evaluating = compile_seconds() - compiled, evaluation_seconds() - evaluated
+        per_evaluation.setdefault(evaluation_key(run), evaluating / evaluations(short))
+        if key[0] == "evaluation":
+            continue
         compilation[key] = compiling
-        per_update[key] = max(elapsed - compiling, 1e-3) / n
+        per_update[key] = max(elapsed - compiling - evaluating, 1e-3) / n
         c = run.config
         log(f"  calibration {run.algorithm}-{run.base} ({c.dataset} {c.model}, {c.workers} workers, batch "
-            f"{c.batch_size}, evaluated every {c.eval_every}): {1 / per_update[key]:,.0f} updates/s, "
-            f"compilation {compiling:.1f} s")
-    return Calibration(compilation, per_update)
+            f"{c.batch_size}): {1 / per_update[key]:,.0f} updates/s, {evaluating / evaluations(short):.2f} s per "
+            f"evaluation ({run.split}), compilation {compiling:.1f} s")
+    return Calibration(compilation, per_update, per_evaluation)
 
 
 def dry_run(runs, grids, tuning_seeds: int, jobs, data_dir, *, out: Optional[Path] = None, force: bool = False,

@@ -10,7 +10,7 @@ from scenarios.errors import ConfigError
 from scenarios.experiments.lock import FolderLock
 from scenarios.experiments.memory import sweep_field
 from scenarios.experiments.plan import Plan, check_runs, claim_folder
-from scenarios.experiments.pool import BACKENDS
+from scenarios.experiments.pool import BACKENDS, kept_workers
 from scenarios.experiments.results import RunResult, write_json_atomic
 from scenarios.experiments.sweep import Sweep, run_sweep
 from scenarios.experiments.tuning import run_protocol
@@ -20,7 +20,7 @@ def carry_out(plan: Plan, *, log=print, invocation: Optional[dict] = None, reuse
     """Run a planned experiment into ``plan.out`` (finished runs are kept; runs finished in the
     folders ``reuse`` with the same key are copied in); the reported results."""
     claim_folder(plan.out, plan.options.identity, plan.options.force)
-    with FolderLock(plan.out):
+    with FolderLock(plan.out), kept_workers():  # tuning and the reported runs share the worker processes
         log(f"{plan.scenario.name}: {len(plan.runs)} reported runs -> {plan.out}")
         started = time.perf_counter()
         results = run_protocol(
@@ -61,7 +61,7 @@ def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="au
                                                     "identity": identity, "spec": str(sweep.path),
                                                     "axes": sweep.axes, "runs": [r.dirname for r in reported]})
 
-    with FolderLock(out):
+    with FolderLock(out), kept_workers():
         log(f"sweep-{sweep.name}: {len(runs)} reported runs -> {out}")
         started = time.perf_counter()
         results = run_sweep(sweep, out, planned=manifest, backend=backend, jobs=jobs, address=address,

@@ -9,6 +9,7 @@ each result as it arrives. The numbers do not depend on where a run was carried 
 from __future__ import annotations
 
 import atexit
+import math
 import multiprocessing
 import os
 import shutil
@@ -16,6 +17,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -36,6 +38,9 @@ AUTO = "auto"  # --jobs auto: see processes_for
 AUTO_MIN_UPDATES = 20_000  # less work than this is carried out in this process under --jobs auto
 
 
+TASK_RUNS = 2  # at most this many runs in one task of the local pool (see tasks)
+
+
 def cores() -> int:
     """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
     try:
@@ -47,7 +52,7 @@ def cores() -> int:
 def processes_for(jobs, todo: list) -> int:
     """Local processes for the runs ``todo``: ``jobs`` itself when it is a number, or for
     ``"auto"`` one per CPU core, at most one per group of runs sharing a compiled replay
-    (``compile_groups``), and this process alone when the runs total fewer than
+    (``tasks``), and this process alone when the runs total fewer than
     ``AUTO_MIN_UPDATES`` applied updates (a worker process spends about 3 s starting,
     importing JAX and reading the data), or when JAX computes on an accelerator. XLA runs
     one replay on about one CPU core, so separate processes are how a run of many replays
@@ -56,7 +61,7 @@ def processes_for(jobs, todo: list) -> int:
         return max(1, min(int(jobs), len(todo)))
     if sum(run.config.updates for run in todo) < AUTO_MIN_UPDATES or accelerator():
         return 1
-    return max(1, min(cores(), len(compile_groups(todo))))
+    return max(1, min(cores(), len(tasks(todo))))
 
 
 def accelerator() -> bool:
@@ -123,8 +128,9 @@ def _task(run: RunSpec, data_dir, trace_dir) -> RunResult:
     return execute(run, data_dir=data_dir, trace_dir=Path(trace_dir) if trace_dir else None)
 
 
-def _group_task(runs: list[RunSpec], data_dir, trace_dir) -> list[RunResult]:
-    """What a worker process of the local pool does: runs that share a compiled replay."""
+def _runs_task(runs: list[RunSpec], data_dir, trace_dir) -> list[RunResult]:
+    """What a worker process of the local pool does: one task (``tasks``), runs that share a
+    compiled replay."""
     return [_task(run, data_dir, trace_dir) for run in runs]
 
 
@@ -136,6 +142,38 @@ def compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
     for run in runs:
         groups.setdefault((run.algorithm, run.base, run.config), []).append(run)
     return list(groups.values())
+
+
+def workload_shape(run: RunSpec) -> tuple:
+    """What a run's workload (its data split over the nodes, its model) depends on: a worker
+    process keeps the last one built, so runs of one shape are best carried out together."""
+    c = run.config
+    return (c.dataset, c.model, c.workers, c.partition, c.classes_per_worker, c.alpha, c.batch_size,
+            c.eval_samples, c.validation_samples)
+
+
+def tasks(runs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The local pool's tasks: every group of runs sharing a compiled replay
+    (``compile_groups``) cut into near-equal chunks of at most ``TASK_RUNS`` runs, the
+    chunks of one workload shape next to each other, in the order of ``runs`` otherwise.
+    Small tasks keep every process busy to the end of a batch: as whole groups, the ten
+    reported seeds of a study's one cell were one task, carried out by one process while
+    the others had nothing to do. A chunk carried out by another process than its group's
+    first loads the compiled replay from the command's compilation cache
+    (``command_cache``) instead of compiling it."""
+    chunks = []
+    for group in compile_groups(runs):
+        pieces = math.ceil(len(group) / TASK_RUNS)
+        size, extra = divmod(len(group), pieces)
+        start = 0
+        for i in range(pieces):
+            stop = start + size + (i < extra)
+            chunks.append(group[start:stop])
+            start = stop
+    shapes: dict = {}
+    for chunk in chunks:
+        shapes.setdefault(workload_shape(chunk[0]), []).append(chunk)
+    return [chunk for same in shapes.values() for chunk in same]
 
 
 COMPILATION_CACHE_ENV = "STALESIM_COMPILATION_CACHE"
@@ -231,18 +269,65 @@ def _worker_started(parent: int, cache: str) -> None:
     threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
 
 
+_KEPT: dict = {}  # while workers are kept (kept_workers): "depth", and "pool", "processes" once started
+
+
+@contextmanager
+def kept_workers():
+    """Within this block, the local pool's worker processes are started once, at the first
+    batch that needs them, and kept for every later batch of the same size: a command's
+    tuning and its reported runs, and every part of ``claims --rerun``, instead of new
+    processes for each batch (each start costs about 3 s per process: Python, JAX, the
+    data, the workload). They are shut down when the outermost block ends. Blocks nest."""
+    _KEPT["depth"] = _KEPT.get("depth", 0) + 1
+    try:
+        yield
+    finally:
+        _KEPT["depth"] -= 1
+        if not _KEPT["depth"]:
+            _shut_down_kept()
+
+
+def _shut_down_kept() -> None:
+    pool = _KEPT.pop("pool", None)
+    _KEPT.pop("processes", None)
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _new_pool(processes: int) -> ProcessPoolExecutor:
+    # JAX must not be forked once initialised: spawn fresh worker processes
+    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_started, initargs=(os.getpid(), command_cache()))
+
+
+@contextmanager
+def _workers(processes: int):
+    """At least ``processes`` worker processes: the kept ones when a ``kept_workers`` block is open
+    (started now if there are fewer), else new ones, shut down after the batch."""
+    if not _KEPT.get("depth"):
+        with _new_pool(processes) as pool:
+            yield pool
+        return
+    if _KEPT.get("processes", 0) < processes:
+        _shut_down_kept()
+        _KEPT["pool"], _KEPT["processes"] = _new_pool(processes), processes
+    try:
+        yield _KEPT["pool"]
+    except BaseException:
+        _shut_down_kept()  # a failed or interrupted batch leaves no work running behind it
+        raise
+
+
 def _run_local(todo, jobs: int, data_dir, trace_dir, finished: Callable) -> None:
 
     if jobs == 1:
         for run in todo:
             finished(run, _task(run, data_dir, trace_dir))
         return
-    groups = compile_groups(todo)
-    # JAX must not be forked once initialised: spawn fresh worker processes; each carries out
-    # whole groups, so a replay is compiled once per group rather than once per run
-    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_started, initargs=(os.getpid(), command_cache())) as pool:
-        futures = {pool.submit(_group_task, group, data_dir, trace_dir): group for group in groups}
+    chunks = tasks(todo)
+    with _workers(min(jobs, len(chunks))) as pool:
+        futures = {pool.submit(_runs_task, chunk, data_dir, trace_dir): chunk for chunk in chunks}
         for future in as_completed(futures):
             for run, result in zip(futures[future], future.result()):
                 finished(run, result)

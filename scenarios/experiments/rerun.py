@@ -22,6 +22,7 @@ from scenarios.experiments.estimate import dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
 from scenarios.experiments.halving import parse_halving
 from scenarios.experiments.plan import Options, claim_folder, plan
+from scenarios.experiments.pool import kept_workers
 from scenarios.experiments.sweep import load_sweep
 
 SEEDS = "10"
@@ -86,13 +87,14 @@ def rerun(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS, halvin
     experiment folder of ``root`` (the earlier parts', and those already there)."""
     command = (f"stalesim claims --rerun --out {root}" + ("" if parts == PARTS else f" --parts {','.join(parts)}")
                + ("" if halving is None else f" --halving {halving}"))
-    for p in plans(root, jobs, data_dir, halving):
-        if p.scenario.name in parts:
-            carry_out(p, log=log, invocation={"command": command}, reuse=experiment_folders(root, but=p.out))
-    if f"sweep-{SWEEP}" in parts:
-        out = root / f"sweep-{SWEEP}"
-        carry_out_sweep(load_sweep(SWEEP), out, jobs=jobs, data_dir=data_dir, log=log,
-                        invocation={"command": command}, reuse=experiment_folders(root, but=out))
+    with kept_workers():  # one set of worker processes for every part
+        for p in plans(root, jobs, data_dir, halving):
+            if p.scenario.name in parts:
+                carry_out(p, log=log, invocation={"command": command}, reuse=experiment_folders(root, but=p.out))
+        if f"sweep-{SWEEP}" in parts:
+            out = root / f"sweep-{SWEEP}"
+            carry_out_sweep(load_sweep(SWEEP), out, jobs=jobs, data_dir=data_dir, log=log,
+                            invocation={"command": command}, reuse=experiment_folders(root, but=out))
 
 
 def experiment_folders(root: Path, but: Path) -> tuple:

@@ -182,6 +182,43 @@ def test_runs_are_grouped_by_what_they_compile():
     assert [r for g in groups for r in g] == runs  # the grid's order kept
 
 
+def test_tasks_cut_each_group_into_small_chunks_and_keep_workload_shapes_together():
+    from scenarios.experiments.catalogue import SCENARIOS, grid
+    from scenarios.experiments.pool import TASK_RUNS, compile_groups, tasks, workload_shape
+
+    cfg = SCENARIOS["synthetic"].config.validate()
+    ten, twenty = cfg, replace(cfg, workers=20).validate()
+    runs = [r for pair in zip(grid([ten], ["asgd"], ["sgd"], 5), grid([twenty], ["asgd"], ["sgd"], 5)) for r in pair]
+    runs += grid([ten], ["gsgm"], ["sgd"], 1)  # shapes alternate in the input: 10, 20, 10, 20, ..., then 10
+    chunks = tasks(runs)
+    assert sorted((r.key for c in chunks for r in c)) == sorted(r.key for r in runs)  # every run, once
+    assert [len(c) for c in chunks] == [2, 2, 1, 1, 2, 2, 1]  # 5 seeds: 2 + 2 + 1; a lone run alone
+    assert all(len(c) <= TASK_RUNS for c in chunks)
+    assert all(len({(r.algorithm, r.base, r.config) for r in c}) == 1 for c in chunks)  # one compiled replay each
+    shapes = [workload_shape(c[0]) for c in chunks]
+    assert shapes == sorted(shapes, key=shapes.index)  # each shape's chunks next to each other
+    assert [r for c in chunks for r in c if r.config == twenty] == compile_groups(runs)[1]  # seeds in order
+
+
+def test_kept_workers_serve_every_batch_of_the_block_then_stop():
+    from scenarios.experiments import pool
+
+    with pool.kept_workers():
+        with pool._workers(2) as first:
+            pass
+        with pool._workers(2) as again, pool._workers(1) as fewer:
+            assert again is first and fewer is first  # started once, kept between batches
+        with pool.kept_workers():  # blocks nest: the inner one neither starts nor stops them
+            with pool._workers(2) as inner:
+                assert inner is first
+        assert pool._KEPT["pool"] is first
+        with pool._workers(3) as more:  # a batch asking for more processes gets a new set
+            assert more is not first
+    assert "pool" not in pool._KEPT and pool._KEPT["depth"] == 0
+    with pool._workers(2) as alone, pool._workers(2) as other:  # outside a block: one set per batch
+        assert alone is not other
+
+
 def test_jobs_auto_uses_one_process_per_core_for_enough_work(monkeypatch):
     from scenarios.experiments import pool as runner
     from scenarios.experiments.catalogue import SCENARIOS, grid
@@ -192,7 +229,7 @@ def test_jobs_auto_uses_one_process_per_core_for_enough_work(monkeypatch):
     monkeypatch.setattr(runner, "cores", lambda: 2)
     assert runner.processes_for("auto", runs) == 2
     monkeypatch.setattr(runner, "cores", lambda: 16)
-    assert runner.processes_for("auto", runs) == 3  # at most one per group of runs
+    assert runner.processes_for("auto", runs) == 3  # at most one per task (here one per group of runs)
     small = grid([replace(cfg, updates=100).validate()], ["asgd", "gsgm"], ["sgd"], 3)
     assert runner.processes_for("auto", small) == 1  # not worth starting processes
     assert runner.processes_for(4, small) == 4 and runner.processes_for(8, small) == 6  # a number is kept

@@ -142,16 +142,21 @@ def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
     from dataclasses import replace
 
     from scenarios.experiments.catalogue import SCENARIOS, grid
-    from scenarios.experiments.estimate import Calibration, calibrate, cost_key
+    from scenarios.experiments.estimate import Calibration, calibrate, cost_key, evaluation_key, evaluations
     from scenarios.experiments.pool import compile_groups
 
     cfg = SCENARIOS["synthetic"].config.validate()
-    runs = grid([replace(cfg, updates=100).validate(), replace(cfg, updates=100, lr_sgd=0.2).validate()],
+    runs = grid([replace(cfg, updates=100, eval_every=30).validate(),
+                 replace(cfg, updates=100, eval_every=30, lr_sgd=0.2).validate()],
                 ["asgd", "gsgm"], ["sgd"], 3)  # 4 compile groups of 3 runs, 2 kinds of run
     keys = {cost_key(r) for r in runs}
     assert len(keys) == 2  # the learning rate and the seed do not change the cost
-    calibration = Calibration({k: 2.0 for k in keys}, {k: 0.01 for k in keys})
-    assert calibration.seconds(runs, compile_groups(runs)) == pytest.approx(4 * 2.0 + 12 * 100 * 0.01)
+    assert {evaluation_key(r) for r in runs} == {("synthetic", cfg.model, "test", cfg.eval_samples)}
+    assert evaluations(runs[0]) == 5  # at 0, 30, 60, 90 and the end, 100
+    calibration = Calibration({k: 2.0 for k in keys}, {k: 0.01 for k in keys}, {evaluation_key(runs[0]): 0.5})
+    assert calibration.seconds(runs, compile_groups(runs)) == pytest.approx(4 * 2.0 + 12 * (100 * 0.01 + 5 * 0.5))
     measured = calibrate(runs, log=lambda *_: None)
     assert set(measured.per_update) == set(measured.compile_seconds) == keys
+    assert set(measured.per_evaluation) == {evaluation_key(runs[0])}
     assert all(s > 0 for s in measured.per_update.values()) and all(s >= 0 for s in measured.compile_seconds.values())
+    assert all(s > 0 for s in measured.per_evaluation.values())

@@ -152,7 +152,7 @@ def test_dry_run_skips_finished_runs_and_names_each_shape(tmp_path, capsys):
     assert "already finished" in printed and "nothing to do" in printed and "calibration" not in printed
     assert main([*argv, "--workers", "20", "--out", str(tmp_path / "other"), "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "calibration asgd-sgd (fmnist mlp, 20 workers, batch 64, evaluated every 20)" in printed
+    assert "calibration asgd-sgd (fmnist mlp, 20 workers, batch 64): " in printed and " s per evaluation (test)" in printed
     assert "learning rates: asgd on sgd: lr_sgd=0.05 (configured)" in printed
 
 
