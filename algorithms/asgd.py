@@ -12,7 +12,7 @@ class AsgdState(NamedTuple):
     base_state: Any
 
 
-def asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str = "server") -> Rule:
+def asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str = "worker") -> Rule:
     """Asynchronous SGD: every gradient is applied as it arrives.
 
     The gradient was computed on parameters that are ``tau`` versions old (tau = version
@@ -35,16 +35,16 @@ def asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str =
     Distributed Deep Networks" (Downpour SGD), NeurIPS 2012; see also Zheng et al.,
     ICML 2017, eq. (2).
 
-    Registered (``--algorithms``) as ``asgd``, which is ``optimizer_state="worker"``
-    (stalesim's ASGD baseline), and ``asgd-server``, which is this function's default,
-    ``optimizer_state="server"``. The default stays ``"server"`` because callers on a
-    stateful base already rely on it; pass ``optimizer_state="worker"`` for ``asgd``.
+    Registered (``--algorithms``) as ``asgd``, which is this function's default,
+    ``optimizer_state="worker"`` (stalesim's ASGD baseline), and ``asgd-server``, which is
+    ``optimizer_state="server"``. (Until 2026-12-02 the default was ``"server"``; a call
+    on a stateful base that relied on it now needs ``optimizer_state="server"``.)
 
     Args:
       learning_rate: of plain SGD, when no ``base`` is given.
       momentum: heavy-ball momentum of that SGD (``None``: none).
       base: any optax optimizer, instead of ``learning_rate``/``momentum``.
-      optimizer_state: ``"server"`` (default) or ``"worker"``, as above.
+      optimizer_state: ``"worker"`` (default) or ``"server"``, as above.
 
     Returns:
       A ``Rule`` whose state is ``AsgdState``.

@@ -20,10 +20,10 @@ class DcasgdState(NamedTuple):
     count: Any = ()  # updates of the mean square so far (per worker with per_worker_ms); () without bias_correction
 
 
-def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False, ms_decay: float = 0.95,
+def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = True, ms_decay: float = 0.95,
            eps: float = 1e-7, per_worker_ms: bool = False, *, momentum=None, base=None,
-           optimizer_state: str = "server", bias_correction: bool = False) -> Rule:
-    """DC-ASGD-c (``adaptive=False``, the default) or DC-ASGD-a (``adaptive=True``).
+           optimizer_state: str = "worker", bias_correction: bool = False) -> Rule:
+    """DC-ASGD-a (``adaptive=True``, the default) or DC-ASGD-c (``adaptive=False``).
 
     Worker m's gradient ``g`` was computed at its backup ``w_bak[m]`` (what it pulled).
     The server compensates the delay with a diagonal Hessian approximation
@@ -49,11 +49,10 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
     Descent with Delay Compensation", ICML 2017, arXiv 1609.08326.
 
     Registered (``--algorithms``) as ``dcasgd-a`` (alias ``dcasgd``):
-    ``adaptive=True, optimizer_state="worker"``; ``dcasgd-a-server``: ``adaptive=True``,
-    ``optimizer_state="server"``; ``dcasgd-c``: ``adaptive=False,
-    optimizer_state="worker"``. This function's defaults (DC-ASGD-c, server state) stay
-    as they are because callers already rely on them: pass both arguments to get what a
-    registered name means.
+    ``adaptive=True, optimizer_state="worker"``, this function's defaults;
+    ``dcasgd-a-server``: ``optimizer_state="server"``; ``dcasgd-c``: ``adaptive=False``.
+    (Until 2026-12-02 the defaults were DC-ASGD-c with the state on the server; a call
+    that relied on them now needs ``adaptive=False, optimizer_state="server"``.)
 
     Args:
       learning_rate: of plain SGD, when no ``base`` is given.
@@ -65,8 +64,8 @@ def dcasgd(learning_rate=None, lam: float | None = None, adaptive: bool = False,
       bias_correction: divide the mean square by ``1 - m^t`` (t: its updates so far).
       momentum: heavy-ball momentum of that SGD (``None``: none).
       base: any optax optimizer, instead of ``learning_rate``/``momentum``.
-      optimizer_state: where the base optimizer's state lives, ``"server"`` (default)
-        or ``"worker"``, as ``asgd``.
+      optimizer_state: where the base optimizer's state lives, ``"worker"`` (default)
+        or ``"server"``, as ``asgd``.
 
     Returns:
       A ``Rule`` (``uses_backup=True``) whose state is ``DcasgdState``.

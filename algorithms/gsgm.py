@@ -158,18 +158,19 @@ def _build(base, workers, gsgm_k, gsgm_policy, gsgm_momentum):
     """On plain SGD GSGM brings its own global momentum (``gsgm_momentum``, lr (1 - beta);
     0 ablates it); on momentum SGD and Adam the base's first moment is the global momentum."""
     del workers, gsgm_policy
-    k = "half" if gsgm_k == 0 else gsgm_k
     if base.name == "sgd":
-        return gsgm(base.learning_rate, momentum=gsgm_momentum, k=k, optimizer_state="server")
-    return gsgm(base=base.optimizer(), k=k, optimizer_state="server")
+        return gsgm(base.learning_rate, momentum=gsgm_momentum, k=gsgm_k, optimizer_state="server")
+    return gsgm(base=base.optimizer(), k=gsgm_k, optimizer_state="server")
 
 
 ALGORITHMS = (
     Algorithm(
         "gsgm", "GSGM", _build, policy=lambda values: values["gsgm_policy"],
         hyperparameters=(
-            Hyperparameter("gsgm_k", 0, "GSGM's partial-average window k; 0 = ceil(workers / 2)",
-                           Spec(int, low=0)),
+            Hyperparameter("gsgm_k", "half",
+                           "GSGM's partial-average window k: a number of nodes' latest gradients, half "
+                           "(ceil(workers / 2)) or all (every node's)",
+                           Spec(int, low=1, words=("half", "all"))),
             Hyperparameter("gsgm_policy", "whitelist-wait",
                            "GSGM's server policy: the white list (wait or queue), or fifo to ablate the scheduling",
                            Spec(str, choices=("whitelist-wait", "whitelist-queue", "fifo"))),

@@ -20,7 +20,8 @@ from typing import NamedTuple, Optional
 class Spec(NamedTuple):
     """What a field allows: a kind (``int``, ``float``, ``str``, ``bool``, or ``tuple``:
     a list of finite numbers, each within the bounds), optional choices, bounds
-    (inclusive unless ``*_open``), and whether ``None`` is allowed."""
+    (inclusive unless ``*_open``), whether ``None`` is allowed, and words allowed in
+    place of a number (``words``: GSGM's window ``k`` is a number, ``half`` or ``all``)."""
 
     kind: type
     choices: tuple = ()
@@ -29,6 +30,7 @@ class Spec(NamedTuple):
     low_open: bool = False
     high_open: bool = False
     optional: bool = False
+    words: tuple = ()
 
     def describe(self) -> str:
         if self.kind is tuple:
@@ -47,12 +49,16 @@ class Spec(NamedTuple):
                 text += f" {'>' if self.low_open else '>='} {_num(self.low)}"
             elif self.high is not None:
                 text += f" {'<' if self.high_open else '<='} {_num(self.high)}"
+        if self.words:
+            text += ", or " + " or ".join(self.words)
         return text + (" (or none)" if self.optional else "")
 
     def check(self, name: str, value, error=ValueError):
         """``value`` if allowed (ints widened to float for float fields), else ``error``."""
         if value is None and self.optional:
             return None
+        if isinstance(value, str) and value in self.words:
+            return value
         if self.kind is tuple:  # a list (e.g. from TOML) or tuple of numbers -> a tuple of floats (hashable)
             item = Spec(float, (), self.low, self.high, self.low_open, self.high_open)
             try:
@@ -87,6 +93,8 @@ class Spec(NamedTuple):
         text = text.strip()
         if self.optional and text.lower() in ("none", "default", ""):
             return None
+        if text in self.words:
+            return text
         if self.kind is tuple:  # "1,1,2,4" or "1 1 2 4", brackets optional; "" = empty
             parts = [p for p in text.strip("[]()").replace(",", " ").split() if p]
             try:

@@ -92,10 +92,16 @@ def test_registered_names_are_explicit_about_optimizer_state():
         return p.tolist()
 
     per_worker = two_workers(asgd(base=momentum.optimizer(), optimizer_state="worker"))
-    server = two_workers(asgd(base=momentum.optimizer()))
+    server = two_workers(asgd(base=momentum.optimizer(), optimizer_state="server"))
     assert per_worker != server
     assert two_workers(registry.get("asgd").rule(momentum, 2, {})) == per_worker
     assert two_workers(registry.get("asgd-server").rule(momentum, 2, {})) == server
+    # the library functions' defaults are what the registered names asgd and dcasgd (dcasgd-a) mean
+    assert two_workers(asgd(base=momentum.optimizer())) == per_worker
+    dcasgd_a = two_workers(registry.get("dcasgd").rule(momentum, 2, {"dcasgd_lam": 2.0}))
+    assert two_workers(dcasgd(base=momentum.optimizer())) == dcasgd_a
+    assert dcasgd_a != two_workers(dcasgd(base=momentum.optimizer(), optimizer_state="server"))
+    assert dcasgd_a != two_workers(dcasgd(base=momentum.optimizer(), adaptive=False))
 
 
 def test_rules_of_equal_values_are_one_rule():

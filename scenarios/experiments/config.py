@@ -118,6 +118,22 @@ RETIRED = {  # fields that no longer exist: accepted from old files and --set, w
     "failed_margin": "outcome labels follow target_accuracy now (docs/protocol.md, Outcomes)",
     "failed_loss_ratio": "outcome labels follow target_accuracy and diverged_loss_ratio now (docs/protocol.md)",
 }
+RENAMED_VALUES = {  # field -> {old value: its name now}: accepted from old files and --set, with a one-line notice
+    "gsgm_k": {0: "half"},
+}
+_NOTICED: set = set()  # the renamed values this process has already said so for (once each)
+
+
+def renamed_value(name: str, value):
+    """``value`` of field ``name``, with a value that has a name now (``RENAMED_VALUES``) given
+    that name, and a one-line notice, once per process; any other value as it is."""
+    for old, new in RENAMED_VALUES.get(name, {}).items():
+        if value == old or (isinstance(value, str) and value.strip() == str(old)):
+            if (name, old) not in _NOTICED:
+                _NOTICED.add((name, old))
+                notice(f"{name}={old} is now written {name}={new} (read as {new})")
+            return new
+    return value
 
 
 def _validate(self):
@@ -129,8 +145,8 @@ def _validate(self):
                           f"got partition={self.partition}")
 
     object.__setattr__(self, "compute_trace_sha256", check_timing(self))
-    if self.gsgm_k > self.workers:
-        raise ConfigError(f"gsgm_k: must be <= workers ({self.workers}) or 0 for half, got {self.gsgm_k}")
+    if isinstance(self.gsgm_k, int) and self.gsgm_k > self.workers:
+        raise ConfigError(f"gsgm_k: must be at most workers ({self.workers}), half or all, got {self.gsgm_k}")
     return self
 
 
@@ -148,6 +164,7 @@ def _with_overrides(self, overrides: dict):
         if key not in FIELDS:
             raise ConfigError(f"--set {key}: unknown field; allowed: {', '.join(sorted(FIELDS))} "
                               "(see docs/configuration.md)")
+        value = renamed_value(key, value)
         spec = FIELDS[key].spec
         parsed[key] = spec.parse(f"--set {key}", value, ConfigError) if isinstance(value, str) and spec.kind is not str \
             else value
@@ -175,7 +192,7 @@ assert all(f"lr_{b}" in FIELDS for b in BASES)
 def from_dict(values: dict) -> "ExperimentConfig":
     """A config from a saved ``to_dict()``; fields it lacks take their defaults, retired ones
     (``RETIRED``) are dropped, unknown ones are refused."""
-    values = {k: v for k, v in values.items() if k not in RETIRED}
+    values = {k: renamed_value(k, v) for k, v in values.items() if k not in RETIRED}
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"config: unknown field(s) {', '.join(unknown)}")
@@ -205,8 +222,11 @@ def parse_assignments(items: list[str], option: str = "--set") -> dict:
 
 
 def numbers_fields(config) -> dict:
-    """The fields that determine a run's numbers: all but those that only decide its outcome label."""
-    return {k: v for k, v in config.to_dict().items() if k not in OUTCOME_FIELDS}
+    """The fields that determine a run's numbers: all but those that only decide its outcome
+    label, a renamed value (``RENAMED_VALUES``) spelled as it was, so that the hashes made of
+    them (a run's key, a tuned value's ``tuned_at``) stay those of the results already made."""
+    spelled_before = {name: {new: old for old, new in values.items()} for name, values in RENAMED_VALUES.items()}
+    return {k: spelled_before.get(k, {}).get(v, v) for k, v in config.to_dict().items() if k not in OUTCOME_FIELDS}
 
 
 def run_key(config, algorithm: str, base: str, seed: int, extra: dict | None = None) -> str:

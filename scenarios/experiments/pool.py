@@ -9,6 +9,7 @@ each result as it arrives. The numbers do not depend on where a run was carried 
 from __future__ import annotations
 
 import atexit
+import json
 import math
 import multiprocessing
 import os
@@ -119,7 +120,7 @@ def pending(runs: list[RunSpec], out: Path, force: bool, reuse: dict | None = No
 def _order_for_trace_reuse(runs: list[RunSpec]) -> list[RunSpec]:
     """Runs sharing a cluster shape and seed next to each other, so the first simulates
     the trace and the others find it in the cache."""
-    return sorted(runs, key=lambda r: (r.seed, sorted(r.config.to_dict().items()), r.algorithm, r.base))
+    return sorted(runs, key=lambda r: (r.seed, json.dumps(r.config.to_dict(), sort_keys=True), r.algorithm, r.base))
 
 
 def _task(run: RunSpec, data_dir, trace_dir) -> RunResult:

@@ -26,7 +26,7 @@ def test_asgd_is_sgd():
 
 
 def test_asgd_server_momentum():
-    rule = asgd(0.1, momentum=0.9)
+    rule = asgd(0.1, momentum=0.9, optimizer_state="server")
     state = rule.init(W, 2)
     p1, state = step(rule, state, W, G)
     p2, state = step(rule, state, p1, G, worker=1)
@@ -45,7 +45,7 @@ def test_asgd_per_worker_momentum_keeps_one_state_per_worker():
 
 
 def test_dcasgd_constant_hand_computed():
-    rule = dcasgd(0.1, lam=0.04)
+    rule = dcasgd(0.1, lam=0.04, adaptive=False)
     params, _ = step(rule, rule.init(W, 1), W, G, backup=W_BAK)
     # g~ = g + 0.04 g^2 (w - w_bak) = [1.02, -2, 0.49]
     np.testing.assert_allclose(params, [1 - 0.102, 2.2, 3 - 0.049], rtol=1e-6)

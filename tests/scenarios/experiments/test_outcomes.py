@@ -72,6 +72,34 @@ def test_retired_fields_are_a_notice_not_an_error(capsys):
     assert len(err) == 1 and "failed_margin" in err[0] and "target_accuracy" in err[0]
 
 
+def test_gsgm_window_is_a_number_half_or_all_and_zero_is_read_as_half_once(capsys, monkeypatch):
+    from scenarios.errors import ConfigError
+    from scenarios.experiments import config
+
+    monkeypatch.setattr(config, "_NOTICED", set())
+    default = ExperimentConfig().validate()
+    assert default.gsgm_k == "half"
+    assert ExperimentConfig().with_overrides({"gsgm_k": "all"}).gsgm_k == "all"
+    assert ExperimentConfig().with_overrides({"gsgm_k": "3"}).gsgm_k == 3
+    for bad, line in [("0.5", "--set gsgm_k: must be an integer >= 1, or half or all, got '0.5'"),
+                      ("most", "--set gsgm_k: must be an integer >= 1, or half or all, got 'most'"),
+                      ("11", "gsgm_k: must be at most workers (10), half or all, got 11")]:
+        with pytest.raises(ConfigError) as e:
+            ExperimentConfig().with_overrides({"gsgm_k": bad})
+        assert str(e.value) == line
+    assert capsys.readouterr().err == ""
+    # the old spelling, 0 for half: from --set and from a saved config, one notice per process
+    assert ExperimentConfig().with_overrides({"gsgm_k": "0"}) == default
+    assert config.from_dict({**default.to_dict(), "gsgm_k": 0}) == default
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["stalesim: note: gsgm_k=0 is now written gsgm_k=half (read as half)"]
+    # keys and tuned_at hashes keep the old spelling: every finished run keeps its key
+    assert config.numbers_fields(default)["gsgm_k"] == 0
+    assert run_key(default, "gsgm", "sgd", 0) == "4fa5f10a3a813104"  # the key before the rename
+    assert run_key(default.with_overrides({"gsgm_k": "all"}), "gsgm", "sgd", 0) != run_key(
+        default.with_overrides({"gsgm_k": "10"}), "gsgm", "sgd", 0)  # all is a name, not the number it means
+
+
 # ---------------------------------------------------------------------- equal time over a window
 def _run(seed, times, accs, final_evals=2):
     history = [{"update": i, "sim_time": t, "loss": 1.0, "accuracy": a} for i, (t, a) in enumerate(zip(times, accs))]

@@ -103,7 +103,7 @@ def _bfloat16(base):
 
 
 def _reads_backup(base):
-    return dcasgd(base=base, lam=0.5)._replace(uses_backup=False)
+    return dcasgd(base=base, lam=0.5, adaptive=False, optimizer_state="server")._replace(uses_backup=False)
 
 
 def _leaky(base):
