@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scenarios.experiments.pool import cores
+from scenarios.experiments.workers import cores
 from sim import ClusterSpec, ComputeModel, network, simulate, straggler_speeds
 
 from .measure import limit_rate, reference_steps, setup

@@ -40,7 +40,7 @@ NO_TORCH = "PyTorch is not installed (it is optional); skipping the PyTorch peer
 
 
 def _cores() -> int:
-    from scenarios.experiments.pool import cores  # imported here: the peer alone needs no JAX
+    from scenarios.experiments.workers import cores  # imported here: the peer alone needs no JAX
 
     return cores()
 

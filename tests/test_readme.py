@@ -38,7 +38,7 @@ def test_readme_validate_example_output_is_exact():
     test checks), and its closing line."""
     import json
 
-    from scenarios.live.validate import table
+    from scenarios.live.validation_report import table
 
     section = README.read_text().split("## Live runs", 1)[1]
     expected = re.search(r"prints\n\(`tests/test_readme.py` checks it\):\n\n```\n(.*?)```", section, re.S).group(1)

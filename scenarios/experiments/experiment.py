@@ -10,7 +10,8 @@ from scenarios.errors import ConfigError
 from scenarios.experiments.lock import FolderLock
 from scenarios.experiments.memory import sweep_field
 from scenarios.experiments.plan import Plan, check_runs, claim_folder
-from scenarios.experiments.pool import BACKENDS, kept_workers
+from scenarios.experiments.pool import BACKENDS
+from scenarios.experiments.workers import kept_workers
 from scenarios.experiments.results import RunResult, write_json_atomic
 from scenarios.experiments.sweep import Sweep, run_sweep
 from scenarios.experiments.tuning import run_protocol

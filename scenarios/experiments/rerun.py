@@ -22,7 +22,7 @@ from scenarios.experiments.estimate import dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
 from scenarios.experiments.halving import parse_halving
 from scenarios.experiments.plan import Options, claim_folder, plan
-from scenarios.experiments.pool import kept_workers
+from scenarios.experiments.workers import kept_workers
 from scenarios.experiments.sweep import load_sweep
 
 SEEDS = "10"

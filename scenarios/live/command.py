@@ -15,7 +15,8 @@ from scenarios.experiments.plan import Options, plan
 from scenarios.experiments.origins import resolve
 from scenarios.live.backends import BACKENDS
 from scenarios.live.session import DEFAULT_TIME_SCALE, check_live, finished, run_dir, run_live
-from scenarios.live.validate import figure, markdown, table, validate_folder
+from scenarios.live.validate import validate_folder
+from scenarios.live.validation_report import figure, markdown, table
 
 
 def add_subcommands(sub) -> None:

@@ -38,7 +38,7 @@ from scenarios.experiments.results import RunResult, load_result, write_result, 
 from scenarios.experiments.cluster import cluster_spec, policy_for
 from scenarios.experiments.execute import rule_for
 from scenarios.experiments.outcomes import metrics_of
-from scenarios.experiments.pool import command_cache, cores
+from scenarios.experiments.workers import command_cache, cores
 from scenarios.experiments.provenance import machine, versions
 from scenarios.workloads.workload import workload
 from scenarios.live.backends import make_backend

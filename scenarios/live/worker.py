@@ -29,7 +29,7 @@ import numpy as np
 from sim.simulate import cycle_times
 from sim import ClusterSpec
 
-from scenarios.experiments.pool import COMPILATION_CACHE_ENV, use_compilation_cache
+from scenarios.experiments.workers import COMPILATION_CACHE_ENV, use_compilation_cache
 from scenarios.workloads.workload import workload
 
 READY, PUSH, FAILED = "ready", "push", "failed"

@@ -151,7 +151,7 @@ def test_jobs_two_equals_jobs_one_and_the_compilation_cache_changes_nothing(tmp_
     from jax._src import compilation_cache
 
     from scenarios.cli import main
-    from scenarios.experiments.pool import COMPILATION_CACHE_ENV, use_compilation_cache
+    from scenarios.experiments.workers import COMPILATION_CACHE_ENV, use_compilation_cache
 
     monkeypatch.delenv(COMPILATION_CACHE_ENV, raising=False)
     assert use_compilation_cache() is None  # opt-in: nothing without the variable
@@ -201,21 +201,21 @@ def test_tasks_cut_each_group_into_small_chunks_and_keep_workload_shapes_togethe
 
 
 def test_kept_workers_serve_every_batch_of_the_block_then_stop():
-    from scenarios.experiments import pool
+    from scenarios.experiments import workers
 
-    with pool.kept_workers():
-        with pool._workers(2) as first:
+    with workers.kept_workers():
+        with workers.workers(2) as first:
             pass
-        with pool._workers(2) as again, pool._workers(1) as fewer:
+        with workers.workers(2) as again, workers.workers(1) as fewer:
             assert again is first and fewer is first  # started once, kept between batches
-        with pool.kept_workers():  # blocks nest: the inner one neither starts nor stops them
-            with pool._workers(2) as inner:
+        with workers.kept_workers():  # blocks nest: the inner one neither starts nor stops them
+            with workers.workers(2) as inner:
                 assert inner is first
-        assert pool._KEPT["pool"] is first
-        with pool._workers(3) as more:  # a batch asking for more processes gets a new set
+        assert workers._KEPT["pool"] is first
+        with workers.workers(3) as more:  # a batch asking for more processes gets a new set
             assert more is not first
-    assert "pool" not in pool._KEPT and pool._KEPT["depth"] == 0
-    with pool._workers(2) as alone, pool._workers(2) as other:  # outside a block: one set per batch
+    assert "pool" not in workers._KEPT and workers._KEPT["depth"] == 0
+    with workers.workers(2) as alone, workers.workers(2) as other:  # outside a block: one set per batch
         assert alone is not other
 
 
@@ -254,7 +254,7 @@ def test_jobs_auto_and_bad_jobs_on_the_command_line(tmp_path, capsys):
 
 def test_a_commands_worker_processes_share_its_compilation_cache_by_default(tmp_path, monkeypatch):
     from scenarios.cli import main
-    from scenarios.experiments.pool import COMPILATION_CACHE_ENV, command_cache
+    from scenarios.experiments.workers import COMPILATION_CACHE_ENV, command_cache
 
     monkeypatch.delenv(COMPILATION_CACHE_ENV, raising=False)
     before = jax.config.jax_compilation_cache_dir

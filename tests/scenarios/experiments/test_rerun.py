@@ -9,7 +9,7 @@ from scenarios.errors import ConfigError
 from scenarios.experiments import rerun
 from scenarios.experiments.experiment import carry_out
 from scenarios.experiments.plan import Options, plan
-from scenarios.experiments.pool import watch_parent
+from scenarios.experiments.workers import watch_parent
 from scenarios.experiments.results import collect
 
 SMALL = dict(seeds="2", updates="40", set=("eval_every=20",), base="sgd", algorithms="asgd,gsgm", jobs="1")
@@ -65,7 +65,7 @@ def test_parts_only_with_rerun(tmp_path, capsys):
 
 
 def test_a_pool_worker_exits_when_its_parent_is_gone():
-    """pool.watch_parent: a worker whose command was killed (its parent pid changed) exits at once."""
+    """workers.watch_parent: a worker whose command was killed (its parent pid changed) exits at once."""
     parents = iter([41, 41, 1])
     exits = []
 

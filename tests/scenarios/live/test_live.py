@@ -31,7 +31,8 @@ from scenarios.live import session
 from scenarios.live.backends import check_address
 from scenarios.live.command import add_subcommands
 from scenarios.live.server import LiveServer
-from scenarios.live.validate import ks_distance, markdown, validate_run
+from scenarios.live.validate import ks_distance, validate_run
+from scenarios.live.validation_report import markdown
 from scenarios.live.worker import PUSH, Setup, Worker
 from scenarios.workloads.workload import workload
 
