@@ -111,7 +111,7 @@ def _end_to_end(args: list[str], label: str, s_per_step: float, report, target, 
 def bench_end_to_end(quick, report):
     """``stalesim reproduce fmnist`` (a reduced grid, and the whole one unless ``quick``) in
     a fresh process from a fresh folder; the limit (the faster reference's s/step on the
-    MLP, 10 workers, the scenario's model and batch) is measured before and after each."""
+    MLP, 10 workers, the experiment's model and batch) is measured before and after each."""
     model, loss_fn, batch_fn, data, _ = setup("mlp", 10)
     refs = reference_steps(model, loss_fn, batch_fn, data)
     steps = 300 if quick else 2000

@@ -2,7 +2,7 @@
 
 The Python API (the command line's, from a notebook): ``run``, ``reproduce``, ``sweep``
 and ``load`` return an ``Experiment`` (its table, tidy records, a pandas DataFrame,
-its figures); ``SCENARIOS`` are the named experiments.
+its figures); ``EXPERIMENTS`` are the named experiments.
 """
 
 from scenarios.numerics import use_consistent_math
@@ -13,7 +13,7 @@ use_consistent_math()
 
 from scenarios.api import Experiment, load, reproduce, run, sweep  # noqa: E402 - after the flag, on purpose
 from scenarios.errors import ConfigError  # noqa: E402
-from scenarios.experiments.catalogue import SCENARIOS  # noqa: E402
+from scenarios.experiments.catalogue import EXPERIMENTS  # noqa: E402
 from scenarios.experiments.config import ExperimentConfig  # noqa: E402
 
-__all__ = ["ConfigError", "Experiment", "ExperimentConfig", "SCENARIOS", "load", "reproduce", "run", "sweep"]
+__all__ = ["ConfigError", "Experiment", "ExperimentConfig", "EXPERIMENTS", "load", "reproduce", "run", "sweep"]

@@ -19,7 +19,7 @@ from scenarios.errors import ConfigError
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
 from scenarios.experiments.plan import Options, plan
 from scenarios.experiments.plan import jobs as parse_jobs
-from scenarios.experiments.results import RunResult, collect
+from scenarios.experiments.results import RunResult, collect, current_names
 from scenarios.experiments.sweep import Sweep, load_sweep
 from scenarios.reports.plots import report_figures
 from scenarios.reports.stats import time_to_target
@@ -117,43 +117,42 @@ def _quiet(*_args) -> None:
     return None
 
 
-def options(scenario: str, *, algorithms: Names = None, base: Names = None, workers=None, seeds=None, updates=None,
+def options(experiment: str, *, algorithms: Names = None, base: Names = None, workers=None, seeds=None, updates=None,
             set: Union[None, Mapping, Sequence[str]] = None, tune=None, tuning_seeds=2, jobs="auto",
             out: Union[str, Path, None] = None, data_dir: Union[str, Path, None] = None,
             force: bool = False, halving: Optional[str] = None) -> Options:
     """The request as the command line would spell it (so both give the same folder identity)."""
-    return Options(scenario, _names(algorithms), _names(base), _count(workers), _count(seeds), _count(updates),
+    return Options(experiment, _names(algorithms), _names(base), _count(workers), _count(seeds), _count(updates),
                    _assignments(set), _tune(tune), str(tuning_seeds), str(jobs), None if out is None else str(out),
                    None if data_dir is None else str(data_dir), force, None if halving is None else str(halving))
 
 
-def run(scenario: str, *, log=print, **kwargs) -> Experiment:
-    """``stalesim run SCENARIO``: carry out the grid (finished runs in ``out`` are kept).
+def run(experiment: str, *, log=print, **kwargs) -> Experiment:
+    """``stalesim run EXPERIMENT``: carry out the grid (finished runs in ``out`` are kept).
 
     Args:
-      scenario: a named experiment (``stalesim list``).
-      algorithms, base: names, as a list or comma-separated (default: the scenario's).
-      workers, seeds, updates: numbers (default: the scenario's).
+      experiment: a named experiment (``stalesim list``).
+      algorithms, base: names, as a list or comma-separated (default: the experiment's).
+      workers, seeds, updates: numbers (default: the experiment's).
       set: configuration fields, ``{"lr_sgd": 0.02}`` (never replaced by tuned values).
       tune: ``"default"`` or ``{"lr": ["x0.1", "x1", "x10"]}``; tuning_seeds: per candidate;
         halving: ``"3@1/6"``, successive halving over the tuning grid (default: the full grid).
       jobs: ``"auto"`` or a number of processes; out: the results folder (default
-        ``results/SCENARIO``); data_dir: where the data set's files are; force: recompute.
+        ``results/EXPERIMENT``); data_dir: where the data set's files are; force: recompute.
       log: where progress lines go (``None``: nowhere).
     """
     log = log or _quiet
-    request = options(scenario, **kwargs)
+    request = options(experiment, **kwargs)
     planned = plan(request, log=log)
     results = carry_out(planned, log=log, invocation={"api": "scenarios.run", "options": request.identity})
-    return Experiment(scenario, planned.out, results, json.loads((planned.out / "experiment.json").read_text()))
+    return Experiment(experiment, planned.out, results, json.loads((planned.out / "experiment.json").read_text()))
 
 
-def reproduce(scenario: str, *, log=print, **kwargs) -> Experiment:
-    """``stalesim reproduce SCENARIO``: ``run``, then write ``OUT/table.md``, ``table.csv`` and the figures."""
-    experiment = run(scenario, log=log, **kwargs)
-    write_report(experiment.results, experiment.out, f"stalesim reproduce {scenario}",
-                 header_note(experiment.manifest))
-    return experiment
+def reproduce(experiment: str, *, log=print, **kwargs) -> Experiment:
+    """``stalesim reproduce EXPERIMENT``: ``run``, then write ``OUT/table.md``, ``table.csv`` and the figures."""
+    done = run(experiment, log=log, **kwargs)
+    write_report(done.results, done.out, f"stalesim reproduce {experiment}", header_note(done.manifest))
+    return done
 
 
 def sweep(spec: Union[str, Path], *, out: Union[str, Path, None] = None, backend: str = "local", jobs="auto",
@@ -178,7 +177,7 @@ def load(folder: Union[str, Path]) -> Experiment:
     if not manifest_path.is_file():
         raise ConfigError(f"dir: {str(folder)!r} holds no experiment.json; give a directory written by 'stalesim run'")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = current_names(json.loads(manifest_path.read_text()))
     except ValueError:
         raise ConfigError(f"dir: {manifest_path} is not valid JSON") from None
     wanted = set(manifest.get("runs", []))
@@ -192,4 +191,4 @@ def load(folder: Union[str, Path]) -> Experiment:
             raise ConfigError(f"dir: {folder} is a sweep's folder, and its sweep file {spec!r} is gone; run "
                               "'stalesim sweep FILE --out DIR' again (finished runs are kept)")
         loaded = load_sweep(spec)
-    return Experiment(manifest.get("sweep") or manifest.get("scenario", folder.name), folder, results, manifest, loaded)
+    return Experiment(manifest.get("sweep") or manifest.get("experiment", folder.name), folder, results, manifest, loaded)

@@ -18,7 +18,7 @@ def test_links_and_file_references_resolve(doc):
         if "://" not in target and not (doc.parent / target).exists():
             missing.append(target)
     for target in re.findall(r"`((?:docs|scenarios|algorithms|sim|benchmarks|tests)/[\w./-]+\.\w+)`", text):
-        placeholder = re.search(r"/[A-Z]{2,}[./]", target)  # scenarios/tuned/SCENARIO.csv
+        placeholder = re.search(r"/[A-Z]{2,}[./]", target)  # scenarios/tuned/EXPERIMENT.csv
         if not (ROOT / target).exists() and "*" not in target and not placeholder and target not in OUTPUTS:
             missing.append(target)
     assert not missing, f"{doc.name}: unresolved references {missing}"

@@ -2,14 +2,14 @@
 
     stalesim simulate ...     simulate a cluster and print its trace statistics
     stalesim list             the named experiments
-    stalesim run SCENARIO     run one experiment's grid of runs, save results
+    stalesim run EXPERIMENT     run one experiment's grid of runs, save results
     stalesim reproduce SCEN   run a whole experiment: table, CSV, Markdown, plots
     stalesim sweep FILE       run a sweep over configuration fields
     stalesim report DIR       redraw table and plots from saved results
     stalesim claims           judge the paper's claims from saved results
     stalesim check MOD:FUNC   conformance battery and canonical cases for a rule
     stalesim data fetch NAME  download CIFAR-10/100 (explicit, opt-in)
-    stalesim live SCENARIO    real asynchronous training in processes, recorded as a trace
+    stalesim live EXPERIMENT    real asynchronous training in processes, recorded as a trace
     stalesim validate DIR     the simulator against live runs: staleness, shares, replay
 
 Every error is one line on stderr naming the option and what is allowed, and a

@@ -12,7 +12,7 @@ from pathlib import Path
 from algorithms import BASES, registry
 from scenarios import api
 from scenarios.errors import ConfigError
-from scenarios.experiments.catalogue import SCENARIOS
+from scenarios.experiments.catalogue import EXPERIMENTS
 from scenarios.experiments.config import FIELDS, parse_assignments
 from scenarios.experiments import rerun
 from scenarios.experiments.estimate import duration, dry_run
@@ -34,16 +34,16 @@ def add_subcommands(sub) -> None:
                            ("reproduce", "run a whole experiment and write its table (Markdown, CSV) and plots")):
         p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ". Finished runs "
                            "in --out are kept (resume); --force recomputes them.")
-        p.add_argument("scenario", help="experiment name (see 'stalesim list')")
+        p.add_argument("experiment", help="experiment name (see 'stalesim list')")
         p.add_argument("--algorithms", default=None,
                        help=f"comma-separated: {', '.join(registry.ALGORITHMS)}, or package.module:function "
-                            "(default: the scenario's)")
+                            "(default: the experiment's)")
         p.add_argument("--base", default=None,
-                       help=f"comma-separated base optimizers: {', '.join(BASES)} (default: the scenario's)")
-        p.add_argument("--workers", default=None, help="number of workers (overrides the scenario)")
-        p.add_argument("--seeds", default=None, help="number of seeds (default: the scenario's, usually 3)")
+                       help=f"comma-separated base optimizers: {', '.join(BASES)} (default: the experiment's)")
+        p.add_argument("--workers", default=None, help="number of workers (overrides the experiment)")
+        p.add_argument("--seeds", default=None, help="number of seeds (default: the experiment's, usually 3)")
         p.add_argument("--updates", default=None, help="applied gradients per run")
-        p.add_argument("--out", default=None, help="results directory (default: results/SCENARIO)")
+        p.add_argument("--out", default=None, help="results directory (default: results/EXPERIMENT)")
         p.add_argument("--data-dir", default=None,
                        help="folder with the dataset files (else $STALESIM_DATA, then the Debian location)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -53,7 +53,7 @@ def add_subcommands(sub) -> None:
                        help="tune FIELD per cell (algorithm x base x axis value) on tuning seeds, scored on the "
                             "validation split; 'lr' is the cell's base learning rate and xF is F times the "
                             "configured value, e.g. --tune lr=x0.1,x0.3,x1,x3,x10; '--tune default' uses the "
-                            "scenario's grid (default: the scenario's shipped tuned values, if any)")
+                            "experiment's grid (default: the experiment's shipped tuned values, if any)")
         p.add_argument("--tuning-seeds", default="2", help="tuning seeds per candidate (default: 2)")
         p.add_argument("--halving", metavar="KEEP@FRACTION", default=None,
                        help="successive halving over the tuning grid: every candidate runs FRACTION of the "
@@ -118,8 +118,8 @@ def add_subcommands(sub) -> None:
 
 def cmd_list(args) -> int:
 
-    studies = [s for s in SCENARIOS.values() if s.study]
-    for s in SCENARIOS.values():
+    studies = [s for s in EXPERIMENTS.values() if s.study]
+    for s in EXPERIMENTS.values():
         if s.study:
             continue
         algorithms = ", ".join(registry.display_name(a) for a in s.algorithms)
@@ -146,7 +146,7 @@ def _defaults() -> dict:
 
 def options(args) -> Options:
     """The request of ``run`` / ``reproduce``, as the command line spells it."""
-    return Options(args.scenario, args.algorithms, args.base, args.workers, args.seeds, args.updates,
+    return Options(args.experiment, args.algorithms, args.base, args.workers, args.seeds, args.updates,
                    tuple(args.set), tuple(args.tune), args.tuning_seeds, args.jobs, args.out, args.data_dir,
                    args.force, args.halving)
 
@@ -165,7 +165,7 @@ def _experiment(args):
         claim_folder(planned.out, planned.options.identity, args.force)
         dry_run(planned.runs, planned.grids, planned.tuning_seeds, planned.jobs, args.data_dir, out=planned.out,
                 halving=planned.halving,
-                force=args.force, shipped=planned.scenario.shipped_tuning, explicit=planned.options.explicit)
+                force=args.force, shipped=planned.experiment.shipped_tuning, explicit=planned.options.explicit)
         return planned, None
     return planned, carry_out(planned, invocation=invocation(args))
 
@@ -174,7 +174,7 @@ def cmd_run(args) -> int:
     planned, results = _experiment(args)
     if results is not None:
         print()
-        print(api.Experiment(planned.scenario.name, planned.out, results, {}).table())
+        print(api.Experiment(planned.experiment.name, planned.out, results, {}).table())
     return 0
 
 
@@ -183,11 +183,11 @@ def cmd_reproduce(args) -> int:
     if results is None:
         return 0
     experiment = api.load(planned.out)
-    table, plots = write_report(results, planned.out, f"stalesim reproduce {planned.scenario.name}",
+    table, plots = write_report(results, planned.out, f"stalesim reproduce {planned.experiment.name}",
                                 header_note(experiment.manifest))
     print()
     print(table)
-    print(f"\npaper claim: {planned.scenario.claim}")
+    print(f"\npaper claim: {planned.experiment.claim}")
     print(f"table: {planned.out / 'table.md'}, {planned.out / 'table.csv'}")
     print("plots: " + ", ".join(str(p) for p in plots))
     return 0
@@ -198,7 +198,7 @@ def cmd_report(args) -> int:
     if experiment.sweep is not None:
         print(write_sweep_report(experiment.results, experiment.sweep, experiment.out))
         return 0
-    title = f"stalesim reproduce {experiment.manifest.get('scenario', experiment.out.name)}"
+    title = f"stalesim reproduce {experiment.manifest.get('experiment', experiment.out.name)}"
     table, plots = write_report(experiment.results, experiment.out, title, header_note(experiment.manifest))
     print(table)
     wanted = experiment.manifest.get("runs", [])

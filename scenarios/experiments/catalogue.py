@@ -1,6 +1,6 @@
 """The catalogue of named experiments (scenarios) and how one expands to a grid of runs.
 
-A *scenario* is a base configuration plus a grid: algorithms x base optimizers x seeds,
+An *experiment* is a base configuration plus a grid: algorithms x base optimizers x seeds,
 optionally along one axis (workers for ``scale``, classes per worker for ``noniid``).
 A *run* is one point of the grid.
 """
@@ -20,10 +20,10 @@ TUNED = Path(__file__).resolve().parents[1] / "tuned"
 
 
 @dataclass(frozen=True)
-class Scenario:
+class ExperimentSpec:
     name: str
     description: str
-    claim: str  # what the paper says, which this scenario tests
+    claim: str  # what the paper says, which this experiment tests
     config: ExperimentConfig
     algorithms: tuple[str, ...] = ("asgd", "dcasgd-a", "gsgm")
     bases: tuple[str, ...] = BASES
@@ -36,7 +36,7 @@ class Scenario:
 
     @property
     def shipped_tuning(self) -> Optional[Path]:
-        """The committed tuning.csv whose chosen values the scenario runs at (``--tune`` redoes it)."""
+        """The committed tuning.csv whose chosen values the experiment runs at (``--tune`` redoes it)."""
         path = TUNED / f"{self.name}.csv"
         return path if path.is_file() else None
 
@@ -44,26 +44,26 @@ class Scenario:
 LR_GRID = (("lr", ("x0.03", "x0.1", "x0.3", "x1", "x3")),)  # 100x around each base's configured rate
 STRONG = ("asgd", "asgd-server", "dcasgd-a", "dcasgd-a-server", "gsgm")  # per-node and server optimizer state
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
-    Scenario(
+EXPERIMENTS: dict[str, ExperimentSpec] = {s.name: s for s in [
+    ExperimentSpec(
         "synthetic", "Small demo: 10 Gaussian clusters, 4 workers holding 3 classes each, an MLP.",
         "none (a smoke test of the whole pipeline)",
         ExperimentConfig(dataset="synthetic", model="mlp", workers=4, classes_per_worker=3, updates=400,
                          eval_every=50, lr_sgd=0.1, lr_momentum=0.01, lr_adam=0.01, final_evals=3,
                          validation_samples=200),
         bases=("sgd", "momentum"), seeds=2, tune=LR_GRID),
-    Scenario(
+    ExperimentSpec(
         "fmnist", "Fashion-MNIST, 10 nodes holding one class each, node speeds spread 4x, MLP 784-200-10; "
                   "ASGD and DC-ASGD-a (optimizer state per node, and on the server) and GSGM on SGD, momentum SGD "
                   "and Adam, each at its tuned learning rate.",
         "GSGM raises training stability by about 20% with a slight accuracy gain (Fashion-MNIST, 10 nodes)",
         ExperimentConfig(validation_samples=5000), algorithms=STRONG, tune=LR_GRID),
-    Scenario(
+    ExperimentSpec(
         "cifar10", "CIFAR-10, 10 nodes holding one class each, node speeds spread 4x, small ResNet.",
         "GSGM raises training stability by about 20% with a slight accuracy gain (CIFAR-10, 10 nodes)",
         ExperimentConfig(dataset="cifar10", model="resnet", updates=3000, eval_every=100, eval_samples=2000,
                          validation_samples=2000), algorithms=STRONG, tune=LR_GRID),
-    Scenario(
+    ExperimentSpec(
         "scale", "10, 20 and 30 nodes on CIFAR-100 (Fashion-MNIST when CIFAR-100 is absent), one class per node "
                  "(a class split across nodes when nodes outnumber classes, so more nodes hold sparser data), "
                  "speeds follow the classes (nodes holding a class share a speed), SGD and momentum SGD.",
@@ -72,7 +72,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
                          validation_samples=5000, speed_assignment="class"),
         algorithms=STRONG, bases=("sgd", "momentum"),
         axis="workers", axis_values=(10, 20, 30), fallback="fmnist", tune=LR_GRID),
-    Scenario(
+    ExperimentSpec(
         "noniid", "Fashion-MNIST, 10 nodes, non-IID degree from 1 class per node to all 10 (IID), SGD and "
                   "momentum SGD.",
         "GSGM is robust to the degree of non-IID data",
@@ -80,13 +80,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
         bases=("sgd", "momentum"), axis="classes_per_worker", axis_values=(1, 2, 5, 10), tune=LR_GRID),
 ]}
 
-FMNIST = SCENARIOS["fmnist"].config
+FMNIST = EXPERIMENTS["fmnist"].config
 STUDY_SEEDS = 10
 
 
-def _study(name: str, what: str, algorithms: tuple, bases: tuple = ("sgd",), **changes) -> Scenario:
+def _study(name: str, what: str, algorithms: tuple, bases: tuple = ("sgd",), **changes) -> ExperimentSpec:
     """fmnist with one change, on its own tuned learning rate and 10 seeds: an ablation or a sensitivity point."""
-    return Scenario(name, f"fmnist {what}.", "none: an ablation or sensitivity study beside the claims "
+    return ExperimentSpec(name, f"fmnist {what}.", "none: an ablation or sensitivity study beside the claims "
                     "(docs/claims.md)", replace(FMNIST, **changes).validate(), algorithms=algorithms, bases=bases,
                     seeds=STUDY_SEEDS, tune=LR_GRID,
                     study=", ".join(f"{k}={v}" for k, v in changes.items()) or f"algorithms {', '.join(algorithms)}")
@@ -96,7 +96,7 @@ def _study(name: str, what: str, algorithms: tuple, bases: tuple = ("sgd",), **c
 # hyperparameters k (1, N/4, N/2 = the default, N) and beta (0.5, 0.9 = the default, 0.99);
 # synchronous SGD; DC-ASGD-a's lam0 (0.5, 2 = the default, 8). Each is compared with fmnist's
 # own runs on the same seeds (``stalesim reproduce fmnist --seeds 10``).
-STUDIES: dict[str, Scenario] = {s.name: s for s in [
+STUDIES: dict[str, ExperimentSpec] = {s.name: s for s in [
     _study("gsgm-fifo", "with GSGM's white list taken away (arrival order)", ("gsgm",), gsgm_policy="fifo"),
     _study("gsgm-queue", "with GSGM's white list queueing gradients instead of making nodes wait", ("gsgm",),
            gsgm_policy="whitelist-queue"),
@@ -115,13 +115,13 @@ STUDIES: dict[str, Scenario] = {s.name: s for s in [
 # baselines' about a third of that; here the strongest baselines (server state, on adam)
 # run until 3,000 s instead (at most 20,000 updates), at the rates fmnist tuned for them
 # (not tuned again: a longer run might prefer another rate, docs/claims.md says so).
-STUDIES["time-budget"] = Scenario(
+STUDIES["time-budget"] = ExperimentSpec(
     "time-budget", "fmnist with the strongest baselines run to the same simulated time as GSGM (3,000 s) instead "
     "of the same updates.", "none: the equal-time view of the stability claim (docs/claims.md)",
     replace(FMNIST, updates=20_000, time_budget=3000.0, lr_adam=3e-4).validate(),
     algorithms=("asgd-server", "dcasgd-a-server"), bases=("adam",), seeds=STUDY_SEEDS,
     study="time_budget=3000, updates=20000 (at fmnist's tuned rates)")
-SCENARIOS.update(STUDIES)
+EXPERIMENTS.update(STUDIES)
 
 
 @dataclass(frozen=True)
@@ -178,21 +178,21 @@ def check_algorithms(option: str, names) -> tuple:
     return tuple(registry.canonical(n) for n in names)
 
 
-def axis_configs(scenario: Scenario, config: ExperimentConfig) -> list[ExperimentConfig]:
-    """The scenario's configuration at each value of its axis (one if it has none)."""
+def axis_configs(experiment: ExperimentSpec, config: ExperimentConfig) -> list[ExperimentConfig]:
+    """The experiment's configuration at each value of its axis (one if it has none)."""
     configs = []
-    for value in scenario.axis_values if scenario.axis else (None,):
-        cfg = config if value is None else replace(config, **{scenario.axis: value})
+    for value in experiment.axis_values if experiment.axis else (None,):
+        cfg = config if value is None else replace(config, **{experiment.axis: value})
         try:
             configs.append(cfg.validate())
         except ConfigError as e:
-            raise ConfigError(f"{scenario.name} along {scenario.axis}={value}: {e}") from None
+            raise ConfigError(f"{experiment.name} along {experiment.axis}={value}: {e}") from None
     return configs
 
 
-def expand(scenario: Scenario, config: ExperimentConfig, algorithms=None, bases=None, seeds=None) -> list[RunSpec]:
+def expand(experiment: ExperimentSpec, config: ExperimentConfig, algorithms=None, bases=None, seeds=None) -> list[RunSpec]:
     """The grid of runs, in a fixed order."""
-    algorithms = check_algorithms("--algorithms", algorithms or scenario.algorithms)
-    bases = check_names("--base", bases or scenario.bases, BASES)
-    n_seeds = Spec(int, low=1).check("--seeds", scenario.seeds if seeds is None else seeds, ConfigError)
-    return grid(axis_configs(scenario, config), algorithms, bases, n_seeds, scenario.axis)
+    algorithms = check_algorithms("--algorithms", algorithms or experiment.algorithms)
+    bases = check_names("--base", bases or experiment.bases, BASES)
+    n_seeds = Spec(int, low=1).check("--seeds", experiment.seeds if seeds is None else seeds, ConfigError)
+    return grid(axis_configs(experiment, config), algorithms, bases, n_seeds, experiment.axis)

@@ -251,7 +251,7 @@ def markdown() -> str:
              "(`scenarios/experiments/config.py`, and each algorithm's hyperparameters in its own file under `algorithms/`); "
              "a test fails when this file is stale.", "",
              "Set any field with `--set FIELD=VALUE` on `stalesim run` and `stalesim reproduce`, in a sweep file's "
-             "`[set]` table, or vary it along a sweep's `[axes]`. Each scenario starts from these defaults and "
+             "`[set]` table, or vary it along a sweep's `[axes]`. Each experiment starts from these defaults and "
              "changes a few (`stalesim list`).", ""]
     groups: dict = {}
     for f in FIELDS.values():

@@ -22,11 +22,11 @@ def carry_out(plan: Plan, *, log=print, invocation: Optional[dict] = None, reuse
     folders ``reuse`` with the same key are copied in); the reported results."""
     claim_folder(plan.out, plan.options.identity, plan.options.force)
     with FolderLock(plan.out), kept_workers():  # tuning and the reported runs share the worker processes
-        log(f"{plan.scenario.name}: {len(plan.runs)} reported runs -> {plan.out}")
+        log(f"{plan.experiment.name}: {len(plan.runs)} reported runs -> {plan.out}")
         started = time.perf_counter()
         results = run_protocol(
             plan.runs, plan.out, grids=plan.grids, tuning_seeds=plan.tuning_seeds,
-            shipped=plan.scenario.shipped_tuning, explicit=plan.options.explicit, halving=plan.halving,
+            shipped=plan.experiment.shipped_tuning, explicit=plan.options.explicit, halving=plan.halving,
             planned=lambda reported: write_json_atomic(plan.out / "experiment.json", plan.manifest(reported)),
             data_dir=plan.options.data_dir, force=plan.options.force, jobs=plan.jobs, invocation=invocation, log=log,
             reuse=reuse)
@@ -58,7 +58,7 @@ def carry_out_sweep(sweep: Sweep, out: Path, *, backend: str = "local", jobs="au
     claim_folder(out, identity, force)
 
     def manifest(reported):
-        write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "scenario": sweep.scenario,
+        write_json_atomic(out / "experiment.json", {"sweep": sweep.name, "experiment": sweep.experiment,
                                                     "identity": identity, "spec": str(sweep.path),
                                                     "axes": sweep.axes, "runs": [r.dirname for r in reported]})
 

@@ -26,7 +26,7 @@ LEARNING_RATES = tuple(f"lr_{base}" for base in BASES)
 
 
 class Origin(NamedTuple):
-    """Where one tuned field of a run got its value: ``configured`` (the scenario's or the
+    """Where one tuned field of a run got its value: ``configured`` (the experiment's or the
     default), ``user`` (``--set``, an option, a sweep's set or axis: never replaced),
     ``shipped`` (a committed tuning run at this very configuration), ``tuned here``, or
     ``candidate`` (a tuning run's own value)."""

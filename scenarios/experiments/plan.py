@@ -16,9 +16,9 @@ from typing import Optional
 from algorithms import BASES, registry
 from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import (
-    SCENARIOS,
+    EXPERIMENTS,
     RunSpec,
-    Scenario,
+    ExperimentSpec,
     check_algorithms,
     expand,
 )
@@ -30,6 +30,7 @@ from scenarios.experiments.config import (
 from scenarios.experiments.halving import Halving, parse_halving
 from scenarios.experiments.memory import check_memory, cli_option
 from scenarios.experiments.pool import AUTO
+from scenarios.experiments.results import current_names
 from scenarios.experiments.timing import check_crashes
 from scenarios.experiments.tuning import parse_tune
 from scenarios.workloads.data import available
@@ -41,9 +42,9 @@ _COUNT = Spec(int, low=1)
 
 @dataclass(frozen=True)
 class Options:
-    """What the user asked for, as the command line spells it (``None``: the scenario's default)."""
+    """What the user asked for, as the command line spells it (``None``: the experiment's default)."""
 
-    scenario: str
+    experiment: str
     algorithms: Optional[str] = None  # "asgd,gsgm"
     base: Optional[str] = None  # "sgd,momentum"
     workers: Optional[str] = None
@@ -61,7 +62,7 @@ class Options:
     @property
     def identity(self) -> dict:
         """What makes two requests the same experiment (so they may share an output folder)."""
-        identity = {"scenario": self.scenario, "set": sorted(self.set), "algorithms": self.algorithms,
+        identity = {"experiment": self.experiment, "set": sorted(self.set), "algorithms": self.algorithms,
                     "base": self.base, "workers": self.workers, "seeds": self.seeds, "updates": self.updates,
                     "tune": sorted(self.tune)}
         if self.halving is not None:  # absent when off, so folders made before the option keep their identity
@@ -80,10 +81,10 @@ class Options:
 
 @dataclass(frozen=True)
 class Plan:
-    """A checked experiment: its scenario, configuration, reported runs, tuning grids and folder."""
+    """A checked experiment: its catalogue entry, configuration, reported runs, tuning grids and folder."""
 
     options: Options
-    scenario: Scenario
+    experiment: ExperimentSpec
     config: ExperimentConfig
     runs: list = field(hash=False)
     grids: tuple
@@ -94,11 +95,11 @@ class Plan:
 
     def manifest(self, reported: list[RunSpec]) -> dict:
         """``experiment.json``: what was asked, and the reported runs as resolved (tuned values applied)."""
-        return {"scenario": self.scenario.name, "description": self.scenario.description,
-                "claim": self.scenario.claim, "identity": self.options.identity,
-                "seeds": len({r.seed for r in reported}), "default_seeds": self.scenario.seeds,
-                "overrides": self.options.overrides, "config": self.config.to_dict(), "axis": self.scenario.axis,
-                "axis_values": list(self.scenario.axis_values), "runs": [r.dirname for r in reported]}
+        return {"experiment": self.experiment.name, "description": self.experiment.description,
+                "claim": self.experiment.claim, "identity": self.options.identity,
+                "seeds": len({r.seed for r in reported}), "default_seeds": self.experiment.seeds,
+                "overrides": self.options.overrides, "config": self.config.to_dict(), "axis": self.experiment.axis,
+                "axis_values": list(self.experiment.axis_values), "runs": [r.dirname for r in reported]}
 
 
 def count(text, option: str) -> Optional[int]:
@@ -124,16 +125,16 @@ def names(text, option: str, allowed) -> Optional[list]:
     return [t.strip() for t in str(text).split(",") if t.strip()] or list(check_names(option, [], allowed))
 
 
-def resolve_dataset(scenario: Scenario, config: ExperimentConfig, overrides: dict, data_dir, log=print):
-    """The scenario's fallback dataset when its own is absent, announced in one line;
+def resolve_dataset(experiment: ExperimentSpec, config: ExperimentConfig, overrides: dict, data_dir, log=print):
+    """The experiment's fallback dataset when its own is absent, announced in one line;
     values the user gave are kept."""
-    if not scenario.fallback or available(config.dataset, data_dir):
+    if not experiment.fallback or available(config.dataset, data_dir):
         return config
     if "dataset" in overrides:
         return config  # the user asked for this dataset: loading it will say what is missing
-    fallback = {"dataset": scenario.fallback, "model": "mlp", "updates": 6000, "eval_every": 200, "eval_samples": 0}
+    fallback = {"dataset": experiment.fallback, "model": "mlp", "updates": 6000, "eval_every": 200, "eval_samples": 0}
     changes = {k: v for k, v in fallback.items() if k == "dataset" or k not in overrides}
-    log(f"note: {config.dataset} not found; {scenario.name} runs on its stand-in instead: "
+    log(f"note: {config.dataset} not found; {experiment.name} runs on its stand-in instead: "
         + ", ".join(f"{k}={v}" for k, v in changes.items())
         + (f" (kept yours: {', '.join(k for k in fallback if k in overrides)})" if set(fallback) & set(overrides)
            else ""))
@@ -155,43 +156,43 @@ def check_runs(runs, data_dir=None, label=cli_option) -> None:
                 check_runnable(cfg, data)
 
 
-def grids(options: Options, scenario: Scenario) -> tuple:
-    """The tuning grids ``--tune`` asks for (``default``: the scenario's own)."""
+def grids(options: Options, experiment: ExperimentSpec) -> tuple:
+    """The tuning grids ``--tune`` asks for (``default``: the experiment's own)."""
     if list(options.tune) == ["default"]:
-        if not scenario.tune:
-            raise ConfigError(f"--tune default: {scenario.name} declares no tuning grid; give FIELD=V1,V2,...")
-        return parse_tune([f"{name}={','.join(values)}" for name, values in scenario.tune])
+        if not experiment.tune:
+            raise ConfigError(f"--tune default: {experiment.name} declares no tuning grid; give FIELD=V1,V2,...")
+        return parse_tune([f"{name}={','.join(values)}" for name, values in experiment.tune])
     return parse_tune(list(options.tune))
 
 
 def plan(options: Options, log=print) -> Plan:
     """Check every option and build the run list, before any work starts."""
-    if options.scenario not in SCENARIOS:
-        raise ConfigError(f"scenario: unknown {options.scenario!r}; allowed: {', '.join(SCENARIOS)}")
-    scenario = SCENARIOS[options.scenario]
+    if options.experiment not in EXPERIMENTS:
+        raise ConfigError(f"experiment: unknown {options.experiment!r}; allowed: {', '.join(EXPERIMENTS)}")
+    experiment = EXPERIMENTS[options.experiment]
     overrides = options.overrides
     for option, key in (("--workers", "workers"), ("--updates", "updates")):
         value = count(getattr(options, key), option)
         if value is not None:
             overrides[key] = value
-    if scenario.axis and scenario.axis in overrides:
-        raise ConfigError(f"--set {scenario.axis}: {scenario.name} varies it along its axis; it cannot be fixed")
-    config = resolve_dataset(scenario, scenario.config.with_overrides(overrides), overrides, options.data_dir, log)
+    if experiment.axis and experiment.axis in overrides:
+        raise ConfigError(f"--set {experiment.axis}: {experiment.name} varies it along its axis; it cannot be fixed")
+    config = resolve_dataset(experiment, experiment.config.with_overrides(overrides), overrides, options.data_dir, log)
     algorithms = names(options.algorithms, "--algorithms", tuple(registry.ALGORITHMS))
     if algorithms is not None:
         algorithms = check_algorithms("--algorithms", algorithms)
     bases = names(options.base, "--base", BASES)
     if bases is not None:
         bases = check_names("--base", bases, BASES)
-    runs = expand(scenario, config, algorithms, bases, count(options.seeds, "--seeds"))
+    runs = expand(experiment, config, algorithms, bases, count(options.seeds, "--seeds"))
     check_runs(runs, options.data_dir)
-    tuning_grids = grids(options, scenario)
+    tuning_grids = grids(options, experiment)
     halving = parse_halving(options.halving)
     if halving is not None and not tuning_grids:
         raise ConfigError("--halving: only with --tune (it cuts the tuning grid)")
-    return Plan(options, scenario, config, runs, tuning_grids,
+    return Plan(options, experiment, config, runs, tuning_grids,
                 count(options.tuning_seeds, "--tuning-seeds"), jobs(options.jobs),
-                Path(options.out or f"results/{scenario.name}"), halving)
+                Path(options.out or f"results/{experiment.name}"), halving)
 
 
 def claim_folder(out: Path, identity: dict, force: bool) -> None:
@@ -204,11 +205,11 @@ def claim_folder(out: Path, identity: dict, force: bool) -> None:
             raise ConfigError(f"--out {out}: the folder exists and holds something else; choose another --out")
         return
     try:
-        old = json.loads(manifest.read_text())
+        old = current_names(json.loads(manifest.read_text()))
     except ValueError:
         raise ConfigError(f"--out {out}: its experiment.json is not valid JSON; choose another --out, or --force "
                           "to replace it") from None
     if old.get("identity") != identity and not force:
-        what = old.get("scenario") or old.get("sweep") or "another experiment"
+        what = old.get("experiment") or old.get("sweep") or "another experiment"
         raise ConfigError(f"--out {out}: holds a different experiment ({what}, other options); use another --out, "
                           "or --force to replace it")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scenarios.errors import ConfigError
-from scenarios.experiments.catalogue import SCENARIOS, STUDIES
+from scenarios.experiments.catalogue import EXPERIMENTS, STUDIES
 from scenarios.experiments.estimate import dry_run
 from scenarios.experiments.experiment import carry_out, carry_out_sweep
 from scenarios.experiments.halving import parse_halving
@@ -46,9 +46,9 @@ def parts_from(text) -> tuple:
 def plans(root: Path, jobs="auto", data_dir=None, halving=None) -> list:
     """Each experiment's plan into ``root/NAME``, at 10 seeds, tuned by the protocol (``halving``:
     ``--halving``, for the experiments that tune)."""
-    return [plan(Options(name, seeds=SEEDS, tune=("default",) if SCENARIOS[name].tune else (),
+    return [plan(Options(name, seeds=SEEDS, tune=("default",) if EXPERIMENTS[name].tune else (),
                          tuning_seeds=TUNING_SEEDS, jobs=jobs, out=str(root / name), data_dir=data_dir,
-                         halving=halving if SCENARIOS[name].tune else None))
+                         halving=halving if EXPERIMENTS[name].tune else None))
             for name in CLAIM_EXPERIMENTS]
 
 
@@ -56,7 +56,7 @@ def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS, hal
     """Print the plan and the estimate of the ``parts`` (runs shared between experiments counted
     once; runs already finished are not subtracted); return the summed midpoints of the
     estimates, in seconds."""
-    planned = [p for p in plans(root, jobs, data_dir, halving) if p.scenario.name in parts]
+    planned = [p for p in plans(root, jobs, data_dir, halving) if p.experiment.name in parts]
     for p in planned:
         claim_folder(p.out, p.options.identity, force=False)  # what the real run would refuse, refused now
     total = 0.0
@@ -64,14 +64,14 @@ def estimate(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS, hal
         tuned = list({r.key: r for p in planned if p.grids for r in p.runs}.values())  # a shared run counts once
         fixed = [r for p in planned if not p.grids for r in p.runs]
         shared = sum(len(p.runs) for p in planned if p.grids) - len(tuned)
-        log(f"experiments: {', '.join(p.scenario.name for p in planned)} ({shared} reported runs shared between "
+        log(f"experiments: {', '.join(p.experiment.name for p in planned)} ({shared} reported runs shared between "
             "them, carried out once)")
         grids = next((p.grids for p in planned if p.grids), ())
         if tuned:
             total += dry_run(tuned, grids, int(TUNING_SEEDS), jobs, data_dir, halving=parse_halving(halving),
                              log=log) or 0.0
         if fixed:
-            log("at fixed rates (not tuned): " + ", ".join(p.scenario.name for p in planned if not p.grids))
+            log("at fixed rates (not tuned): " + ", ".join(p.experiment.name for p in planned if not p.grids))
             total += dry_run(fixed, (), int(TUNING_SEEDS), jobs, data_dir, log=log) or 0.0
     if f"sweep-{SWEEP}" in parts:
         sweep = load_sweep(SWEEP)
@@ -89,7 +89,7 @@ def rerun(root: Path, jobs="auto", data_dir=None, log=print, parts=PARTS, halvin
                + ("" if halving is None else f" --halving {halving}"))
     with kept_workers():  # one set of worker processes for every part
         for p in plans(root, jobs, data_dir, halving):
-            if p.scenario.name in parts:
+            if p.experiment.name in parts:
                 carry_out(p, log=log, invocation={"command": command}, reuse=experiment_folders(root, but=p.out))
         if f"sweep-{SWEEP}" in parts:
             out = root / f"sweep-{SWEEP}"

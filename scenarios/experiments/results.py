@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from algorithms import registry
-from scenarios.errors import ConfigError
+from scenarios.errors import ConfigError, notice
 from scenarios.experiments.outcomes import relabel
 
 OUTCOMES = ("converged", "failed", "diverged")
@@ -83,6 +83,29 @@ class RunResult:
         obj["outcome"], obj["detrended_std"] = relabel(obj["history"], obj["config"], bool(obj.get("diverged")))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in known})
+
+
+RENAMED_KEYS = {"scenario": "experiment"}  # experiment.json keys (its own and its identity's) renamed on 2026-12-02
+_NOTICED: set = set()  # the renamed keys this process has already said so for
+
+
+def current_names(manifest: dict) -> dict:
+    """An experiment.json as read, with the keys renamed since it was written (``RENAMED_KEYS``)
+    given their names now, in it and in its ``identity``; one notice per process and key."""
+    def renamed(d: dict) -> dict:
+        out = {}
+        for key, value in d.items():
+            if key in RENAMED_KEYS and RENAMED_KEYS[key] not in d:
+                if key not in _NOTICED:
+                    _NOTICED.add(key)
+                    notice(f"experiment.json: the key {key!r} is now {RENAMED_KEYS[key]!r} (read as such)")
+                key = RENAMED_KEYS[key]
+            out[key] = value
+        return out
+    manifest = renamed(manifest)
+    if isinstance(manifest.get("identity"), dict):
+        manifest["identity"] = renamed(manifest["identity"])
+    return manifest
 
 
 def write_text_atomic(path: Path, text: str) -> None:

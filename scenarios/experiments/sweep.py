@@ -1,7 +1,7 @@
-"""Sweeps: a TOML file names a base scenario and axes to vary; it expands to runs.
+"""Sweeps: a TOML file names a base experiment and axes to vary; it expands to runs.
 
     name = "staleness"
-    scenario = "fmnist"                 # base configuration
+    experiment = "fmnist"                 # base configuration
     algorithms = ["asgd", "dcasgd", "gsgm"]
     bases = ["sgd"]
     seeds = 2
@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Optional
 
 from algorithms import BASES
-from scenarios.errors import ConfigError
-from scenarios.experiments.catalogue import SCENARIOS, RunSpec, check_algorithms, grid
+from scenarios.errors import ConfigError, notice
+from scenarios.experiments.catalogue import EXPERIMENTS, RunSpec, check_algorithms, grid
 from scenarios.experiments.config import FIELDS, ExperimentConfig, check_names
 from scenarios.experiments.origins import LEARNING_RATES
 from scenarios.experiments.results import RunResult
@@ -52,7 +52,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "sweeps"
 @dataclass(frozen=True)
 class Sweep:
     name: str
-    scenario: str
+    experiment: str
     config: ExperimentConfig
     axes: dict
     algorithms: tuple
@@ -69,7 +69,7 @@ class Sweep:
         """What makes two sweeps the same experiment (so they may share an output folder): what the
         file asks for, not where it lies."""
         fixed = {k: getattr(self.config, k) for k in sorted(self.explicit) if k not in self.axes}
-        identity = {"sweep": self.name, "scenario": self.scenario, "algorithms": list(self.algorithms),
+        identity = {"sweep": self.name, "experiment": self.experiment, "algorithms": list(self.algorithms),
                     "bases": list(self.bases), "seeds": self.seeds, "target_accuracy": self.target_accuracy,
                     "set": fixed, "axes": self.axes, "tune": [str(g) for g in self.tune]}
         if self.methods:
@@ -111,20 +111,23 @@ def load_sweep(path_or_name: str) -> Sweep:
         spec = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"sweep {path}: not valid TOML ({e})") from None
-    known = {"name", "scenario", "algorithms", "bases", "methods", "seeds", "target_accuracy", "set", "axes", "tune"}
+    if "scenario" in spec and "experiment" not in spec:  # its name until 2026-12-02
+        notice(f"sweep {path}: the key 'scenario' is now 'experiment' (read as such)")
+        spec["experiment"] = spec.pop("scenario")
+    known = {"name", "experiment", "algorithms", "bases", "methods", "seeds", "target_accuracy", "set", "axes", "tune"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(f"sweep {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-    scenario_name = spec.get("scenario", "fmnist")
-    if scenario_name not in SCENARIOS:
-        raise ConfigError(f"sweep scenario: unknown {scenario_name!r}; allowed: {', '.join(SCENARIOS)}")
-    scenario = SCENARIOS[scenario_name]
+    experiment_name = spec.get("experiment", "fmnist")
+    if experiment_name not in EXPERIMENTS:
+        raise ConfigError(f"sweep experiment: unknown {experiment_name!r}; allowed: {', '.join(EXPERIMENTS)}")
+    experiment = EXPERIMENTS[experiment_name]
     fixed = spec.get("set", {})
     if not isinstance(fixed, dict):
         raise ConfigError("sweep set: must be a table of field = value")
     if "target_accuracy" in spec and "target_accuracy" not in fixed:
         fixed = {**fixed, "target_accuracy": spec["target_accuracy"]}  # the top-level key sets the field
-    config = scenario.config.with_overrides(fixed)
+    config = experiment.config.with_overrides(fixed)
     axes = spec.get("axes", {})
     field_names = set(FIELDS)
     if not isinstance(axes, dict):
@@ -138,15 +141,15 @@ def load_sweep(path_or_name: str) -> Sweep:
     if methods and ("algorithms" in spec or "bases" in spec):
         raise ConfigError("sweep methods: give either methods or algorithms and bases, not both")
     algorithms = tuple(dict.fromkeys(a for a, _ in methods)) or \
-        check_algorithms("sweep algorithms", spec.get("algorithms", scenario.algorithms))
+        check_algorithms("sweep algorithms", spec.get("algorithms", experiment.algorithms))
     bases = tuple(dict.fromkeys(b for _, b in methods)) or \
-        check_names("sweep bases", spec.get("bases", scenario.bases), BASES)
+        check_names("sweep bases", spec.get("bases", experiment.bases), BASES)
     seeds = Spec(int, low=1).check("sweep seeds", spec.get("seeds", 2), ConfigError)
     tune = spec.get("tune", {})
     if not isinstance(tune, dict):
         raise ConfigError("sweep tune: must be a table of field = [values]")
     grids = grids_from_table(tune)
-    sweep = Sweep(spec.get("name", path.stem), scenario_name, config, axes, algorithms, bases, seeds,
+    sweep = Sweep(spec.get("name", path.stem), experiment_name, config, axes, algorithms, bases, seeds,
                   config.target_accuracy, grids, path.resolve(), frozenset(fixed) | frozenset(axes), methods)
     sweep.runs()  # validates every combination now
     return sweep

@@ -1,4 +1,4 @@
-"""``stalesim live SCENARIO`` and ``stalesim validate LIVE_DIR``: the command-line side of live runs."""
+"""``stalesim live EXPERIMENT`` and ``stalesim validate LIVE_DIR``: the command-line side of live runs."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ def add_subcommands(sub) -> None:
                                    "process per worker (or a Ray actor) computes real gradients and holds each step "
                                    "to its emulated compute time. Writes result.json, history.csv, trace.npz, "
                                    "compute_times.csv and timings.csv per run; finished runs in --out are kept.")
-    p.add_argument("scenario", help="experiment name (see 'stalesim list')")
-    p.add_argument("--algorithms", default=None, help="comma-separated algorithms (default: the scenario's)")
-    p.add_argument("--base", default=None, help="comma-separated base optimizers (default: the scenario's)")
-    p.add_argument("--workers", default=None, help="number of workers, one process each (overrides the scenario)")
-    p.add_argument("--seeds", default=None, help="number of seeds (default: the scenario's)")
+    p.add_argument("experiment", help="experiment name (see 'stalesim list')")
+    p.add_argument("--algorithms", default=None, help="comma-separated algorithms (default: the experiment's)")
+    p.add_argument("--base", default=None, help="comma-separated base optimizers (default: the experiment's)")
+    p.add_argument("--workers", default=None, help="number of workers, one process each (overrides the experiment)")
+    p.add_argument("--seeds", default=None, help="number of seeds (default: the experiment's)")
     p.add_argument("--updates", default=None, help="applied gradients per run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration field")
-    p.add_argument("--out", default=None, help="results directory (default: results/live-SCENARIO)")
+    p.add_argument("--out", default=None, help="results directory (default: results/live-EXPERIMENT)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files")
     p.add_argument("--time-scale", default=str(DEFAULT_TIME_SCALE), metavar="S",
                    help=f"wall seconds per simulated second (> 0; default {DEFAULT_TIME_SCALE}: the fastest node's "
@@ -76,18 +76,18 @@ def cmd_live(args) -> int:
         raise ConfigError(f"--backend: must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
     if args.address and args.backend != "ray":
         raise ConfigError("--address: only with --backend ray")
-    options = Options(args.scenario, args.algorithms, args.base, args.workers, args.seeds, args.updates,
-                      tuple(args.set), jobs="1", out=args.out or f"results/live-{args.scenario}",
+    options = Options(args.experiment, args.algorithms, args.base, args.workers, args.seeds, args.updates,
+                      tuple(args.set), jobs="1", out=args.out or f"results/live-{args.experiment}",
                       data_dir=args.data_dir, force=args.force)
     planned = plan(options)
-    scenario, config, out = planned.scenario, planned.config, planned.out
-    runs = resolve(planned.runs, explicit=options.explicit, shipped=scenario.shipped_tuning)
+    experiment, config, out = planned.experiment, planned.config, planned.out
+    runs = resolve(planned.runs, explicit=options.explicit, shipped=experiment.shipped_tuning)
     for cfg in {run.config for run in runs}:
         check_live(cfg, time_scale, args.backend)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder; choose another --out")
     with FolderLock(out):
-        print(f"live {scenario.name}: {len(runs)} runs, {config.workers} worker processes each ({args.backend}), "
+        print(f"live {experiment.name}: {len(runs)} runs, {config.workers} worker processes each ({args.backend}), "
               f"time scale {time_scale:g} wall s per simulated s -> {out}")
         for i, run in enumerate(runs, 1):
             done = None if args.force else finished(out, run, time_scale)
@@ -111,7 +111,7 @@ def cmd_live(args) -> int:
         except ValueError:
             before = []
         names = list(dict.fromkeys(before + [run_dir(out, r, time_scale).name for r in runs]))
-        write_json_atomic(manifest, {"scenario": scenario.name, "mode": "live", "time_scale": time_scale,
+        write_json_atomic(manifest, {"experiment": experiment.name, "mode": "live", "time_scale": time_scale,
                                      "backend": args.backend, "runs": names})
     return 0
 

@@ -60,7 +60,7 @@ def live_runs(folder: Path) -> list[Path]:
             continue
     if not runs:
         raise ConfigError(f"LIVE_DIR: {folder} holds no live runs (runs/*/result.json with \"mode\": \"live\"); "
-                          "write them with 'stalesim live SCENARIO --out DIR'")
+                          "write them with 'stalesim live EXPERIMENT --out DIR'")
     return runs
 
 

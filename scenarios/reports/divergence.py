@@ -35,7 +35,7 @@ import numpy as np
 from algorithms import replay
 from algorithms.asgd import asgd
 from algorithms.dcasgd import dcasgd
-from scenarios.experiments.catalogue import SCENARIOS
+from scenarios.experiments.catalogue import EXPERIMENTS
 from scenarios.experiments.cluster import trace_for
 from scenarios.experiments.outcomes import metrics_of
 from scenarios.experiments.provenance import machine, versions
@@ -58,7 +58,7 @@ VARIANTS = {  # name -> the rule at a learning rate
 
 def run(out: Path) -> dict:
     """Every variant x learning rate x seed on fmnist's traces; the data as written to ``out``."""
-    cfg = replace(SCENARIOS["fmnist"].config, updates=UPDATES, eval_every=EVAL_EVERY, final_evals=5).validate()
+    cfg = replace(EXPERIMENTS["fmnist"].config, updates=UPDATES, eval_every=EVAL_EVERY, final_evals=5).validate()
     wl = workload(cfg)
     rows = []
     for seed in SEEDS:
@@ -72,7 +72,7 @@ def run(out: Path) -> dict:
                 rows.append({"variant": name, "learning_rate": lr, "seed": seed, "outcome": m["outcome"],
                              "diverged_at": m["diverged_at"], "final_accuracy": m["final_accuracy"]})
                 print(f"{name[:40]:<40} lr {lr:<6} seed {seed}: {m['outcome']}", file=sys.stderr)
-    data = {"config": {"scenario": "fmnist", "updates": UPDATES, "eval_every": EVAL_EVERY, "seeds": list(SEEDS)},
+    data = {"config": {"experiment": "fmnist", "updates": UPDATES, "eval_every": EVAL_EVERY, "seeds": list(SEEDS)},
             "rows": rows, "versions": versions(), "machine": machine()}
     write_json_atomic(out, data)
     return data

@@ -75,7 +75,7 @@ def write_sweep_report(results: list[RunResult], sweep: Sweep, out: Path) -> str
     sweep_figures(results, sweep, out / "plots")
 
     lines = [f"# Sweep {sweep.name}", "",
-             f"Base scenario `{sweep.scenario}`; axes: " + "; ".join(f"{a} in {sweep.axes[a]}" for a in axes)
+             f"Base experiment `{sweep.experiment}`; axes: " + "; ".join(f"{a} in {sweep.axes[a]}" for a in axes)
              + f"; {', '.join(registry.display_name(a) for a in sweep.algorithms)} on {', '.join(sweep.bases)}; "
              f"{sweep.seeds} seeds; {len(rows)} runs.", "", _rates(rows), "", "## What the data shows", ""]
     for algorithm in sweep.algorithms:

@@ -211,14 +211,14 @@ def _blank(value):
 
 
 def header_note(manifest: dict) -> str:
-    """What differs from the scenario's defaults (overrides, seed count), for table and plot headers."""
+    """What differs from the experiment's defaults (overrides, seed count), for table and plot headers."""
     parts = []
     overrides = manifest.get("overrides") or {}
     if overrides:
         parts.append("overrides: " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
     seeds, default = manifest.get("seeds"), manifest.get("default_seeds")
     if seeds is not None and default is not None and seeds != default:
-        parts.append(f"{seeds} seeds (scenario default {default})")
+        parts.append(f"{seeds} seeds (experiment default {default})")
     return "; ".join(parts)
 
 

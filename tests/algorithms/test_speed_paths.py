@@ -96,10 +96,10 @@ def test_one_compilation_serves_traces_of_one_shape():
 
 
 def test_rule_cache_gives_one_rule_per_configuration_and_identical_histories():
-    from scenarios.experiments.catalogue import SCENARIOS
+    from scenarios.experiments.catalogue import EXPERIMENTS
     from scenarios.experiments.execute import rule_for
 
-    cfg = SCENARIOS["synthetic"].config.validate()
+    cfg = EXPERIMENTS["synthetic"].config.validate()
     rule = rule_for("gsgm", "momentum", cfg)
     assert rule_for("gsgm", "momentum", cfg) is rule
     assert rule_for("gsgm", "sgd", cfg) is not rule
@@ -121,10 +121,10 @@ def test_batched_evaluation_equals_one_chunk_at_a_time():
     import jax.numpy as jnp
     import optax
 
-    from scenarios.experiments.catalogue import SCENARIOS
+    from scenarios.experiments.catalogue import EXPERIMENTS
     from scenarios.workloads.workload import dataset, workload
 
-    cfg = replace(SCENARIOS["synthetic"].config, eval_samples=0).validate()
+    cfg = replace(EXPERIMENTS["synthetic"].config, eval_samples=0).validate()
     wl = workload(cfg)
     ds = dataset(cfg.dataset)
     params = wl.model.init(jax.random.PRNGKey(3))
@@ -171,10 +171,10 @@ def test_jobs_two_equals_jobs_one_and_the_compilation_cache_changes_nothing(tmp_
 
 
 def test_runs_are_grouped_by_what_they_compile():
-    from scenarios.experiments.catalogue import SCENARIOS, grid
+    from scenarios.experiments.catalogue import EXPERIMENTS, grid
     from scenarios.experiments.pool import compile_groups
 
-    cfg = SCENARIOS["synthetic"].config.validate()
+    cfg = EXPERIMENTS["synthetic"].config.validate()
     runs = grid([cfg, replace(cfg, lr_sgd=0.2).validate()], ["asgd", "gsgm"], ["sgd"], 3)
     groups = compile_groups(runs)
     assert len(groups) == 4 and all(len(g) == 3 for g in groups)
@@ -183,10 +183,10 @@ def test_runs_are_grouped_by_what_they_compile():
 
 
 def test_tasks_cut_each_group_into_small_chunks_and_keep_workload_shapes_together():
-    from scenarios.experiments.catalogue import SCENARIOS, grid
+    from scenarios.experiments.catalogue import EXPERIMENTS, grid
     from scenarios.experiments.pool import TASK_RUNS, compile_groups, tasks, workload_shape
 
-    cfg = SCENARIOS["synthetic"].config.validate()
+    cfg = EXPERIMENTS["synthetic"].config.validate()
     ten, twenty = cfg, replace(cfg, workers=20).validate()
     runs = [r for pair in zip(grid([ten], ["asgd"], ["sgd"], 5), grid([twenty], ["asgd"], ["sgd"], 5)) for r in pair]
     runs += grid([ten], ["gsgm"], ["sgd"], 1)  # shapes alternate in the input: 10, 20, 10, 20, ..., then 10
@@ -221,9 +221,9 @@ def test_kept_workers_serve_every_batch_of_the_block_then_stop():
 
 def test_jobs_auto_uses_one_process_per_core_for_enough_work(monkeypatch):
     from scenarios.experiments import pool as runner
-    from scenarios.experiments.catalogue import SCENARIOS, grid
+    from scenarios.experiments.catalogue import EXPERIMENTS, grid
 
-    cfg = SCENARIOS["synthetic"].config.validate()
+    cfg = EXPERIMENTS["synthetic"].config.validate()
     big = replace(cfg, updates=runner.AUTO_MIN_UPDATES).validate()
     runs = grid([big], ["asgd", "gsgm", "dcasgd-a"], ["sgd"], 2)  # 3 groups of 2 runs
     monkeypatch.setattr(runner, "cores", lambda: 2)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from scenarios.errors import ConfigError
-from scenarios.experiments.catalogue import SCENARIOS
+from scenarios.experiments.catalogue import EXPERIMENTS
 from scenarios.reports.claims.data import (
     Tuning,
     at_axis,
@@ -42,18 +42,18 @@ from scenarios.reports.claims.rules import (
 )
 
 PLANNED_SEEDS = 10  # issue 21: the seeds the next runs will have
-EXPERIMENTS = ("fmnist", "scale", "noniid", "sweep-stability")
+CLAIM_FOLDERS = ("fmnist", "scale", "noniid", "sweep-stability")  # the experiment folders the claims read
 
 __all__ = ["Claim", "Report", "claim_dcasgd", "claim_noniid", "claim_scale", "claim_stability", "markdown",
            "report", "verdicts"]
 
 
 def tuning_file(root: Path, name: str) -> Optional[Path]:
-    """The folder's own tuning.csv (it was tuned there), else the scenario's shipped one."""
+    """The folder's own tuning.csv (it was tuned there), else the experiment's shipped one."""
     own = root / name / "tuning.csv"
     if own.is_file():
         return own
-    return SCENARIOS[name].shipped_tuning if name in SCENARIOS else None
+    return EXPERIMENTS[name].shipped_tuning if name in EXPERIMENTS else None
 
 
 def report(root: Path, accept_provenance: bool = False) -> Report:
@@ -63,7 +63,7 @@ def report(root: Path, accept_provenance: bool = False) -> Report:
     changes, or mixing JAX versions within an experiment) are refused with one line, unless
     ``accept_provenance``: then the document lists them up front."""
     root = Path(root)
-    results = {name: load(root / name) for name in EXPERIMENTS}
+    results = {name: load(root / name) for name in CLAIM_FOLDERS}
     studies = {name: load(root / name) for name in STUDY_NAMES if (root / name).is_dir()}
     problems = [p for name, rs in {**results, **studies}.items() for p in provenance_problems(name, rs)]
     if problems and not accept_provenance:
@@ -71,8 +71,8 @@ def report(root: Path, accept_provenance: bool = False) -> Report:
                                                                            len(problems) > 1 else "")
                           + "; rebuild from a clean checkout of a commit, or pass --accept-provenance and the "
                             "document will say so")
-    tunings = {name: read_tuning(tuning_file(root, name)) if name in SCENARIOS else Tuning() for name in EXPERIMENTS}
-    fmnist, scale, noniid, sweep = (results[name] for name in EXPERIMENTS)
+    tunings = {name: read_tuning(tuning_file(root, name)) if name in EXPERIMENTS else Tuning() for name in CLAIM_FOLDERS}
+    fmnist, scale, noniid, sweep = (results[name] for name in CLAIM_FOLDERS)
     claims = (claim_stability(fmnist, tunings["fmnist"], studies.get("time-budget", [])), claim_scale(scale, sweep, tunings["scale"]),
               claim_noniid(noniid, tunings["noniid"]), claim_dcasgd(fmnist), claim_cifar())
     reference = next((r.config for r in fmnist if r.split == "test"), None)
@@ -84,7 +84,7 @@ def report(root: Path, accept_provenance: bool = False) -> Report:
                             at_axis(results[name], reference[axis]))
             if common.common:
                 shares.append(common)
-    sources = tuple(source(n, results[n], tunings[n]) for n in EXPERIMENTS)
+    sources = tuple(source(n, results[n], tunings[n]) for n in CLAIM_FOLDERS)
     seeds = [len(s.seeds) for s in sources if s.name != "sweep-stability" and s.seeds]  # the judged experiments
     sources += tuple(source(n, rs, read_tuning(tuning_file(root, n))) for n, rs in studies.items())
     return Report(str(root), claims, sources, tuple(shares), min(seeds) if seeds else 0, PLANNED_SEEDS,

@@ -170,7 +170,7 @@ class Tuning:
 
 
 def read_tuning(path: Optional[Path]) -> Tuning:
-    """A tuning.csv (a folder's own, or a scenario's shipped one); empty when there is none."""
+    """A tuning.csv (a folder's own, or an experiment's shipped one); empty when there is none."""
     if path is None or not path.is_file():
         return Tuning()
     rows = rows_of(path.read_text())

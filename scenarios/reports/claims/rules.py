@@ -359,5 +359,5 @@ def claim_cifar() -> Claim:
     return Claim(TITLES["cifar"], WORDS["cifar"], NOT_TESTABLE,
                  "a claim is judged only from runs on its own dataset.",
                  "The CIFAR archives are not on this machine (`stalesim data fetch` gets them) and a CPU needs hours "
-                 "per scenario; these claims were not run.",
+                 "per experiment; these claims were not run.",
                  (Basis("cifar10, scale with CIFAR-100", "stalesim reproduce cifar10 / scale with CIFAR"),))

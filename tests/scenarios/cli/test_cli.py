@@ -81,7 +81,7 @@ BAD = [
     (["simulate", "--workers", "2", "--seed", "-1"], "--seed"),
     (["simulate", "--workers", "2", "--service-time", "-0.1"], "--service-time"),
     (["simulate", "--workers", "2", "--policy", "barrier", "--mttf", "3"], "failures"),
-    (["run", "nosuch"], "scenario"),
+    (["run", "nosuch"], "experiment"),
     (["run", "synthetic", "--algorithms", "hogwild"], "--algorithms"),
     (["run", "synthetic", "--base", "rmsprop"], "--base"),
     (["run", "synthetic", "--workers", "0"], "--workers"),

@@ -19,12 +19,12 @@ def _one_error_line(capsys, needle):
 
 
 SWEEPS = {
-    "unknown axis field": ('scenario = "synthetic"\n[axes]\nnope = [1, 2]\n', "axes.nope"),
-    "empty axis": ('scenario = "synthetic"\n[axes]\nworkers = []\n', "axes.workers"),
-    "wrong type": ('scenario = "synthetic"\n[axes]\nworkers = ["many"]\n', "workers"),
-    "missing base scenario": ('scenario = "nosuch"\n[axes]\nworkers = [2]\n', "scenario"),
-    "bad tune": ('scenario = "synthetic"\n[tune]\nlr = ["fast"]\n', "tune"),
-    "not toml": ('scenario = \n', "TOML"),
+    "unknown axis field": ('experiment = "synthetic"\n[axes]\nnope = [1, 2]\n', "axes.nope"),
+    "empty axis": ('experiment = "synthetic"\n[axes]\nworkers = []\n', "axes.workers"),
+    "wrong type": ('experiment = "synthetic"\n[axes]\nworkers = ["many"]\n', "workers"),
+    "missing base experiment": ('experiment = "nosuch"\n[axes]\nworkers = [2]\n', "experiment"),
+    "bad tune": ('experiment = "synthetic"\n[tune]\nlr = ["fast"]\n', "tune"),
+    "not toml": ('experiment = \n', "TOML"),
 }
 
 
@@ -141,11 +141,11 @@ def test_old_result_json_is_migrated():
 def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
     from dataclasses import replace
 
-    from scenarios.experiments.catalogue import SCENARIOS, grid
+    from scenarios.experiments.catalogue import EXPERIMENTS, grid
     from scenarios.experiments.estimate import Calibration, calibrate, cost_key, evaluation_key, evaluations
     from scenarios.experiments.pool import compile_groups
 
-    cfg = SCENARIOS["synthetic"].config.validate()
+    cfg = EXPERIMENTS["synthetic"].config.validate()
     runs = grid([replace(cfg, updates=100, eval_every=30).validate(),
                  replace(cfg, updates=100, eval_every=30, lr_sgd=0.2).validate()],
                 ["asgd", "gsgm"], ["sgd"], 3)  # 4 compile groups of 3 runs, 2 kinds of run

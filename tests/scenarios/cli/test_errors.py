@@ -124,7 +124,7 @@ def test_other_commands_unwritable_out_is_one_line(command, tmp_path, capsys, mo
 
 def test_sweep_unwritable_out_is_one_line(tmp_path, capsys):
     spec = tmp_path / "s.toml"
-    spec.write_text('scenario = "synthetic"\nalgorithms = ["asgd"]\nbases = ["sgd"]\nseeds = 1\n'
+    spec.write_text('experiment = "synthetic"\nalgorithms = ["asgd"]\nbases = ["sgd"]\nseeds = 1\n'
                     '[set]\nupdates = 40\neval_every = 20\n[axes]\nworkers = [4]\n')
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -161,16 +161,16 @@ def test_mistyped_workers_is_refused_up_front(tmp_path, capsys, monkeypatch):
 
 def test_a_sweep_too_large_is_refused_naming_the_field(tmp_path, capsys):
     spec = tmp_path / "s.toml"
-    spec.write_text('scenario = "synthetic"\nalgorithms = ["asgd"]\nbases = ["sgd"]\nseeds = 1\n'
+    spec.write_text('experiment = "synthetic"\nalgorithms = ["asgd"]\nbases = ["sgd"]\nseeds = 1\n'
                     '[axes]\nupdates = [100, 6000000000]\n')
     assert main(["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "o")]) == 2
     _one_error_line(capsys, "sweep field updates: 6,000,000,000 updates")
 
 
 def test_the_estimate_counts_what_grows():
-    from scenarios.experiments.catalogue import SCENARIOS
+    from scenarios.experiments.catalogue import EXPERIMENTS
 
-    cfg = SCENARIOS["fmnist"].config
+    cfg = EXPERIMENTS["fmnist"].config
     base = memory.estimate(cfg)
     assert base.parameter_bytes == (784 * 200 + 200 + 200 * 10 + 10) * 4
     more = memory.estimate(cfg.with_overrides({"updates": 2 * cfg.updates}))
@@ -181,15 +181,15 @@ def test_the_estimate_counts_what_grows():
 
 
 def test_shipped_experiments_fit_a_24_gib_machine():
-    from scenarios.experiments.catalogue import SCENARIOS, expand
+    from scenarios.experiments.catalogue import EXPERIMENTS, expand
     from scenarios.experiments.sweep import load_sweep
 
     for name in ("fmnist", "scale", "noniid"):
-        scenario = SCENARIOS[name]
-        memory.check_memory(expand(scenario, scenario.config), available=24 * memory.GiB)
-        fallback = scenario.config.with_overrides({"dataset": "fmnist", "model": "mlp"}) if scenario.fallback else None
+        experiment = EXPERIMENTS[name]
+        memory.check_memory(expand(experiment, experiment.config), available=24 * memory.GiB)
+        fallback = experiment.config.with_overrides({"dataset": "fmnist", "model": "mlp"}) if experiment.fallback else None
         if fallback is not None:
-            memory.check_memory(expand(scenario, fallback), available=24 * memory.GiB)
+            memory.check_memory(expand(experiment, fallback), available=24 * memory.GiB)
     for name in ("staleness", "stability"):
         memory.check_memory(load_sweep(name).runs(), label=memory.sweep_field, available=24 * memory.GiB)
 
@@ -265,14 +265,14 @@ def _names_in_text(text: str) -> set:
 
 
 def test_every_algorithm_name_in_shipped_files_is_listed(capsys):
-    from scenarios.experiments.catalogue import SCENARIOS
+    from scenarios.experiments.catalogue import EXPERIMENTS
 
     listed = _listed(capsys)
     found = {}
     for path in sorted((ROOT / "scenarios" / "sweeps").glob("*.toml")):
         found[path.name] = set(tomllib.loads(path.read_text()).get("algorithms", []))
-    for scenario in SCENARIOS.values():
-        found[f"catalogue {scenario.name}"] = set(scenario.algorithms)
+    for experiment in EXPERIMENTS.values():
+        found[f"catalogue {experiment.name}"] = set(experiment.algorithms)
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         found[path.name] = _names_in_text(path.read_text())
     assert found["staleness.toml"] and found["catalogue fmnist"]

@@ -13,7 +13,7 @@ from scenarios.experiments.config import ExperimentConfig, parse_assignments, ru
 
 from scenarios.errors import ConfigError
 from scenarios.workloads.data import DataError, load_cifar, load_fmnist, read_idx, synthetic
-from scenarios.experiments.catalogue import SCENARIOS, expand
+from scenarios.experiments.catalogue import EXPERIMENTS, expand
 from scenarios.experiments.results import RunResult
 from scenarios.experiments.outcomes import metrics_of
 from scenarios.workloads.partition import PartitionError, class_counts, dirichlet, iid, label_shards
@@ -198,10 +198,10 @@ def test_run_key_depends_on_every_field():
 
 def test_scenario_grids():
     # 5 algorithms x 3 bases x 3 seeds, less the two server-state twins on plain SGD (identical to per-node)
-    assert len(expand(SCENARIOS["fmnist"], SCENARIOS["fmnist"].config)) == (5 * 3 - 2) * 3
-    scale = expand(SCENARIOS["scale"], SCENARIOS["scale"].config)
+    assert len(expand(EXPERIMENTS["fmnist"], EXPERIMENTS["fmnist"].config)) == (5 * 3 - 2) * 3
+    scale = expand(EXPERIMENTS["scale"], EXPERIMENTS["scale"].config)
     assert sorted({r.config.workers for r in scale}) == [10, 20, 30]
-    noniid = expand(SCENARIOS["noniid"], SCENARIOS["noniid"].config)
+    noniid = expand(EXPERIMENTS["noniid"], EXPERIMENTS["noniid"].config)
     assert sorted({r.config.classes_per_worker for r in noniid}) == [1, 2, 5, 10]
 
 

@@ -12,7 +12,7 @@ from scenarios.reports.sweeps import tidy_csv, tidy_rows, write_sweep_report
 
 MINI = """
 name = "mini"
-scenario = "synthetic"
+experiment = "synthetic"
 algorithms = ["asgd", "gsgm"]
 bases = ["sgd"]
 seeds = 1
@@ -41,7 +41,7 @@ def test_expansion_and_shipped_sweep(mini):
 
 
 @pytest.mark.parametrize("text, field", [
-    ("scenario = 'nope'", "scenario"),
+    ("experiment = 'nope'", "experiment"),
     ("[axes]\nworkrs = [1, 2]", "workrs"),
     ("[axes]\nworkers = []", "axes.workers"),
     ("[axes]\nworkers = [0, 2]", "workers"),

@@ -218,7 +218,7 @@ def test_run_with_stragglers_crashes_and_recorded_times(tmp_path):
 
 SWEEP = """
 name = "timing"
-scenario = "synthetic"
+experiment = "synthetic"
 algorithms = ["asgd"]
 bases = ["sgd"]
 seeds = 1

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from scenarios.experiments import catalogue
-from scenarios.experiments.catalogue import SCENARIOS, expand
+from scenarios.experiments.catalogue import EXPERIMENTS, expand
 from scenarios.cli import main
 from scenarios.errors import ConfigError
 from scenarios.workloads.data import available
 from scenarios.experiments.origins import LEARNING_RATES, read_shipped, resolve, tuned_at_key
 from scenarios.experiments.tuning import TUNING_COLUMNS, choose
 
-FMNIST = SCENARIOS["fmnist"]
+FMNIST = EXPERIMENTS["fmnist"]
 needs_fmnist = pytest.mark.skipif(not available("fmnist"), reason="Fashion-MNIST is not installed")
 quiet = dict(log=lambda *_: None)
 
@@ -35,7 +35,7 @@ def test_shipped_values_apply_at_the_configuration_they_were_tuned_at():
     for run in out:
         (origin,) = run.origins
         assert origin.field == f"lr_{run.base}" and origin.source == "shipped"
-        assert origin.tuned_at == FMNIST.config  # the scenario's own configuration, learning rates aside
+        assert origin.tuned_at == FMNIST.config  # the experiment's own configuration, learning rates aside
         assert getattr(run.config, origin.field) == table.value(run, origin.field)
         assert dict(run.tuned) == {origin.field: getattr(run.config, origin.field)}
     assert {r.config.lr_sgd for r in out if r.base == "sgd"} == {0.015}  # what the README table says
@@ -71,7 +71,7 @@ def test_the_users_value_is_never_replaced():
 
 def test_no_shipped_file_says_which_rates_run():
     lines = []
-    synthetic = SCENARIOS["synthetic"]
+    synthetic = EXPERIMENTS["synthetic"]
     out = resolve(expand(synthetic, synthetic.config, ["asgd"], ["sgd"], 1), log=lines.append)
     assert out[0].origins[0].source == "configured"
     assert lines == ["note: running at the configured lr_sgd=0.1, not tuned for this configuration: no tuned "

@@ -24,7 +24,7 @@ from sim.cluster import read_durations
 
 from scenarios.cli import main
 from scenarios.errors import ConfigError
-from scenarios.experiments.catalogue import SCENARIOS, expand
+from scenarios.experiments.catalogue import EXPERIMENTS, expand
 from scenarios.experiments.cluster import cluster_spec, policy_for
 from scenarios.experiments.execute import rule_for
 from scenarios.live import session
@@ -42,9 +42,9 @@ UPDATES = 60
 
 
 def _run(algorithm: str, base: str = "sgd", **overrides):
-    scenario = SCENARIOS["synthetic"]
-    config = scenario.config.with_overrides({"updates": UPDATES, "eval_every": 20, **overrides})
-    return expand(scenario, config, [algorithm], [base], 1)[0]
+    experiment = EXPERIMENTS["synthetic"]
+    config = experiment.config.with_overrides({"updates": UPDATES, "eval_every": 20, **overrides})
+    return expand(experiment, config, [algorithm], [base], 1)[0]
 
 
 class InProcess:

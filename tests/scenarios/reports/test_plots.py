@@ -14,7 +14,7 @@ pytest.importorskip("matplotlib")
 
 SWEEP = """
 name = "region"
-scenario = "synthetic"
+experiment = "synthetic"
 algorithms = ["asgd", "gsgm"]
 bases = ["sgd"]
 seeds = 2
