@@ -26,8 +26,8 @@ def asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str =
     - on the server (``optimizer_state="server"``, "naive ASGDm" on momentum SGD):
       ``u <- beta * u + g;  w <- w - lr * u``, one ``u`` over every worker's gradients;
     - or per worker (``optimizer_state="worker"``): worker m's gradients only ever enter
-      worker m's ``u[m]``. This is per-node momentum, the baseline GSGM's global
-      momentum replaces; with one class per node it is biased towards the node's class.
+      worker m's ``u[m]``. This is per-worker momentum, the baseline GSGM's global
+      momentum replaces; with one class per worker it is biased towards the worker's class.
 
     On plain SGD (no state) the two are the same rule.
 
@@ -66,7 +66,7 @@ def asgd(learning_rate=None, momentum=None, *, base=None, optimizer_state: str =
 PAPER = "Recht et al., NeurIPS 2011 (Hogwild!); Dean et al., NeurIPS 2012 (Downpour SGD)"
 ALGORITHMS = (
     Algorithm("asgd", "ASGD", lambda base, workers: asgd(base=base.optimizer(), optimizer_state="worker"),
-              paper=PAPER, summary="asynchronous SGD; the base optimizer's state (momentum, Adam moments) per node"),
+              paper=PAPER, summary="asynchronous SGD; the base optimizer's state (momentum, Adam moments) per worker"),
     Algorithm("asgd-server", "ASGD (server)",
               lambda base, workers: asgd(base=base.optimizer(), optimizer_state="server"),
               paper=PAPER, summary="asynchronous SGD; one base-optimizer state on the server (naive ASGDm)",

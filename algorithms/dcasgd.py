@@ -121,7 +121,7 @@ ALGORITHMS = (
               lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=True,
                                                        optimizer_state="worker"),
               hyperparameters=(LAM,), paper=PAPER, aliases=("dcasgd",),
-              summary="delay compensation, adaptive lam = lam0 / sqrt(mean square); base-optimizer state per node"),
+              summary="delay compensation, adaptive lam = lam0 / sqrt(mean square); base-optimizer state per worker"),
     Algorithm("dcasgd-a-server", "DC-ASGD-a (server)",
               lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=True,
                                                        optimizer_state="server"),
@@ -131,5 +131,5 @@ ALGORITHMS = (
               lambda base, workers, dcasgd_lam: dcasgd(base=base.optimizer(), lam=dcasgd_lam, adaptive=False,
                                                        optimizer_state="worker"),
               hyperparameters=(LAM,), paper=PAPER,
-              summary="delay compensation with a constant lam; base-optimizer state per node"),
+              summary="delay compensation with a constant lam; base-optimizer state per worker"),
 )

@@ -168,8 +168,8 @@ ALGORITHMS = (
         "gsgm", "GSGM", _build, policy=lambda values: values["gsgm_policy"],
         hyperparameters=(
             Hyperparameter("gsgm_k", "half",
-                           "GSGM's partial-average window k: a number of nodes' latest gradients, half "
-                           "(ceil(workers / 2)) or all (every node's)",
+                           "GSGM's partial-average window k: a number of workers' latest gradients, half "
+                           "(ceil(workers / 2)) or all (every worker's)",
                            Spec(int, low=1, words=("half", "all"))),
             Hyperparameter("gsgm_policy", "whitelist-wait",
                            "GSGM's server policy: the white list (wait or queue), or fifo to ablate the scheduling",

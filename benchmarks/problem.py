@@ -23,7 +23,7 @@ def shards(workers: int):
 
 def problem(model, x, y, parts, batch: int):
     """``(loss_fn, batch_fn, data)`` for ``model`` on images ``x`` (uint8, scaled to [0, 1]) and
-    labels ``y``, node w drawing ``batch`` samples with replacement from ``parts[w]``."""
+    labels ``y``, worker w drawing ``batch`` samples with replacement from ``parts[w]``."""
     import jax
     import jax.numpy as jnp
     import optax

@@ -170,7 +170,7 @@ SIMULATE_FIELDS = {"workers": "--workers", "compute": "--compute", "compute_trac
 
 
 def simulation_config(args):
-    """The configuration ``simulate``'s options mean: every node at speed 1 unless ``--speeds``
+    """The configuration ``simulate``'s options mean: every worker at speed 1 unless ``--speeds``
     or ``--spread`` says otherwise (``run``'s default spread is 4)."""
 
     values = {name: getattr(args, option[2:].replace("-", "_")) for name, option in SIMULATE_FIELDS.items()

@@ -42,7 +42,7 @@ class ExperimentSpec:
 
 
 LR_GRID = (("lr", ("x0.03", "x0.1", "x0.3", "x1", "x3")),)  # 100x around each base's configured rate
-STRONG = ("asgd", "asgd-server", "dcasgd-a", "dcasgd-a-server", "gsgm")  # per-node and server optimizer state
+STRONG = ("asgd", "asgd-server", "dcasgd-a", "dcasgd-a-server", "gsgm")  # per-worker and server optimizer state
 
 EXPERIMENTS: dict[str, ExperimentSpec] = {s.name: s for s in [
     ExperimentSpec(
@@ -53,27 +53,27 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {s.name: s for s in [
                          validation_samples=200),
         bases=("sgd", "momentum"), seeds=2, tune=LR_GRID),
     ExperimentSpec(
-        "fmnist", "Fashion-MNIST, 10 nodes holding one class each, node speeds spread 4x, MLP 784-200-10; "
-                  "ASGD and DC-ASGD-a (optimizer state per node, and on the server) and GSGM on SGD, momentum SGD "
+        "fmnist", "Fashion-MNIST, 10 workers holding one class each, worker speeds spread 4x, MLP 784-200-10; "
+                  "ASGD and DC-ASGD-a (optimizer state per worker, and on the server) and GSGM on SGD, momentum SGD "
                   "and Adam, each at its tuned learning rate.",
         "GSGM raises training stability by about 20% with a slight accuracy gain (Fashion-MNIST, 10 nodes)",
         ExperimentConfig(validation_samples=5000), algorithms=STRONG, tune=LR_GRID),
     ExperimentSpec(
-        "cifar10", "CIFAR-10, 10 nodes holding one class each, node speeds spread 4x, small ResNet.",
+        "cifar10", "CIFAR-10, 10 workers holding one class each, worker speeds spread 4x, small ResNet.",
         "GSGM raises training stability by about 20% with a slight accuracy gain (CIFAR-10, 10 nodes)",
         ExperimentConfig(dataset="cifar10", model="resnet", updates=3000, eval_every=100, eval_samples=2000,
                          validation_samples=2000), algorithms=STRONG, tune=LR_GRID),
     ExperimentSpec(
-        "scale", "10, 20 and 30 nodes on CIFAR-100 (Fashion-MNIST when CIFAR-100 is absent), one class per node "
-                 "(a class split across nodes when nodes outnumber classes, so more nodes hold sparser data), "
-                 "speeds follow the classes (nodes holding a class share a speed), SGD and momentum SGD.",
+        "scale", "10, 20 and 30 workers on CIFAR-100 (Fashion-MNIST when CIFAR-100 is absent), one class per worker "
+                 "(a class split across workers when workers outnumber classes, so more workers hold sparser data), "
+                 "speeds follow the classes (workers holding a class share a speed), SGD and momentum SGD.",
         "with 30 nodes only GSGM converges well; on CIFAR-100 stability improves by 37%",
         ExperimentConfig(dataset="cifar100", model="resnet", updates=3000, eval_every=100, eval_samples=2000,
                          validation_samples=5000, speed_assignment="class"),
         algorithms=STRONG, bases=("sgd", "momentum"),
         axis="workers", axis_values=(10, 20, 30), fallback="fmnist", tune=LR_GRID),
     ExperimentSpec(
-        "noniid", "Fashion-MNIST, 10 nodes, non-IID degree from 1 class per node to all 10 (IID), SGD and "
+        "noniid", "Fashion-MNIST, 10 workers, non-IID degree from 1 class per worker to all 10 (IID), SGD and "
                   "momentum SGD.",
         "GSGM is robust to the degree of non-IID data",
         ExperimentConfig(validation_samples=5000), algorithms=("asgd", "asgd-server", "gsgm"),
@@ -98,13 +98,13 @@ def _study(name: str, what: str, algorithms: tuple, bases: tuple = ("sgd",), **c
 # own runs on the same seeds (``stalesim reproduce fmnist --seeds 10``).
 STUDIES: dict[str, ExperimentSpec] = {s.name: s for s in [
     _study("gsgm-fifo", "with GSGM's white list taken away (arrival order)", ("gsgm",), gsgm_policy="fifo"),
-    _study("gsgm-queue", "with GSGM's white list queueing gradients instead of making nodes wait", ("gsgm",),
+    _study("gsgm-queue", "with GSGM's white list queueing gradients instead of making workers wait", ("gsgm",),
            gsgm_policy="whitelist-queue"),
     _study("gsgm-k1", "with GSGM's partial average taken away (k = 1)", ("gsgm",), gsgm_k=1),
     _study("gsgm-no-momentum", "with GSGM's global momentum taken away (beta = 0, on sgd)", ("gsgm",),
            gsgm_momentum=0.0),
     _study("gsgm-k3", "with GSGM's window k = 3 (about N / 4)", ("gsgm",), gsgm_k=3),
-    _study("gsgm-k10", "with GSGM's window k = 10 (N: every node's latest gradient)", ("gsgm",), gsgm_k=10),
+    _study("gsgm-k10", "with GSGM's window k = 10 (N: every worker's latest gradient)", ("gsgm",), gsgm_k=10),
     _study("gsgm-beta0.5", "with GSGM's global momentum beta = 0.5", ("gsgm",), gsgm_momentum=0.5),
     _study("gsgm-beta0.99", "with GSGM's global momentum beta = 0.99", ("gsgm",), gsgm_momentum=0.99),
     _study("ssgd", "with synchronous SGD (a barrier each step) as a baseline", ("ssgd",), ("sgd", "momentum")),

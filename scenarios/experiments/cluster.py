@@ -1,4 +1,4 @@
-"""The simulated cluster of a configuration: node speeds, the ClusterSpec, the server policy, the (cached) trace."""
+"""The simulated cluster of a configuration: worker speeds, the ClusterSpec, the server policy, the (cached) trace."""
 
 from __future__ import annotations
 
@@ -27,18 +27,18 @@ from sim.cluster import replay_model
 
 
 def node_speeds(cfg, num_classes: int, seed: int) -> tuple[float, ...]:
-    """Each node's speed factor (docs/timing.md).
+    """Each worker's speed factor (docs/timing.md).
 
-    ``cfg.speeds``, when given, is every node's factor as it is. Otherwise the factors are
+    ``cfg.speeds``, when given, is every worker's factor as it is. Otherwise the factors are
     log-spaced over ``cfg.spread``, assigned by ``cfg.speed_assignment``:
 
-    - ``index``: node w gets the w-th speed (slowest first);
-    - ``class``: nodes holding the same classes (label shards: node w holds classes
+    - ``index``: worker w gets the w-th speed (slowest first);
+    - ``class``: workers holding the same classes (label shards: worker w holds classes
       ``(w*c + j) mod K``) share a speed, log-spaced over the distinct class sets in order,
-      so the per-class update imbalance stays the same as nodes are added;
+      so the per-class update imbalance stays the same as workers are added;
     - ``random``: the ``index`` speeds permuted with the run's seed.
 
-    Then the first ``cfg.stragglers`` nodes by index (0, 1, ...) are divided by
+    Then the first ``cfg.stragglers`` workers by index (0, 1, ...) are divided by
     ``cfg.straggler_slowdown``.
     """
 

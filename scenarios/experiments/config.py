@@ -41,39 +41,40 @@ _CORE = [
     Field("model", "mlp", Spec(str, MODELS),
           "mlp (784-200-10), cnn (two 3x3 convs) or resnet (ResNet-8, no batch norm)", "data"),
     Field("partition", "shards", Spec(str, ("shards", "dirichlet", "iid")),
-          "how training data is split over nodes: label shards, Dirichlet(alpha), or IID", "data"),
-    Field("classes_per_worker", 1, Spec(int, low=1), "non-IID degree c of label shards: classes per node", "data"),
+          "how training data is split over workers: label shards, Dirichlet(alpha), or IID", "data"),
+    Field("classes_per_worker", 1, Spec(int, low=1), "non-IID degree c of label shards: classes per worker", "data"),
     Field("alpha", 0.5, Spec(float, low=0, low_open=True), "Dirichlet concentration (partition=dirichlet)", "data"),
     Field("batch_size", 64, Spec(int, low=1), "minibatch size of each gradient", "data"),
     # the cluster
-    Field("workers", 10, Spec(int, low=1), "number of nodes (workers)", "cluster"),
+    Field("workers", 10, Spec(int, low=1),
+          "number of workers (the paper's nodes), each computing gradients on its own shard", "cluster"),
     Field("compute", "exponential", Spec(str, ("constant", "exponential", "lognormal", "replay")),
-          "compute-time model of one gradient (mean 1 simulated second before the node's speed); replay: the "
+          "compute-time model of one gradient (mean 1 simulated second before the worker's speed); replay: the "
           "recorded times of compute_trace", "cluster"),
     Field("compute_trace", "", Spec(str),
           "recorded compute times: a CSV file (a path, or a shipped example: compute_times.csv) of one column "
-          "shared by all nodes or one per node; needs compute=replay (format: docs/timing.md)", "cluster"),
+          "shared by all workers or one per worker; needs compute=replay (format: docs/timing.md)", "cluster"),
     Field("compute_trace_sha256", "", Spec(str),
           "filled in by stalesim: the sha256 of the compute_trace file, so a changed file is a new run (not to be "
           "set)", "cluster"),
     Field("compute_sigma", 0.5, Spec(float, low=0), "log-space std of the lognormal compute model", "cluster"),
-    Field("spread", 4.0, Spec(float, low=1), "node speeds are log-spaced: the slowest is this many times slower "
+    Field("spread", 4.0, Spec(float, low=1), "worker speeds are log-spaced: the slowest is this many times slower "
           "than the fastest", "cluster"),
     Field("speed_assignment", "index", Spec(str, ("index", "class", "random")),
-          "which node gets which speed: index (log-spaced by node index), class (nodes holding the same classes "
+          "which worker gets which speed: index (log-spaced by worker index), class (workers holding the same classes "
           "share a speed; needs partition=shards), random (a permutation drawn from the run's seed)", "cluster"),
     Field("speeds", (), Spec(tuple, low=0, low_open=True),
-          "every node's speed factor, one per node (2 = twice as fast), e.g. 1,1,2,4; needs spread=1 and "
+          "every worker's speed factor, one per worker (2 = twice as fast), e.g. 1,1,2,4; needs spread=1 and "
           "speed_assignment=index; empty = from spread and speed_assignment", "cluster"),
     Field("stragglers", 0, Spec(int, low=0),
-          "this many nodes, the first by index (0, 1, ...), are made straggler_slowdown times slower, on top of "
+          "this many workers, the first by index (0, 1, ...), are made straggler_slowdown times slower, on top of "
           "their assigned speed", "cluster"),
     Field("straggler_slowdown", 10.0, Spec(float, low=1), "how many times slower a straggler is", "cluster"),
     Field("mttf", 0.0, Spec(float, low=0),
-          "crashes: each node's mean time to failure (exponential), simulated seconds; 0 = no crashes; a crash "
+          "crashes: each worker's mean time to failure (exponential), simulated seconds; 0 = no crashes; a crash "
           "loses the gradient in flight (the barrier policy, ssgd, does not support crashes)", "cluster"),
     Field("downtime", 1.0, Spec(float, low=0),
-          "seconds a crashed node stays down before it pulls fresh parameters", "cluster"),
+          "seconds a crashed worker stays down before it pulls fresh parameters", "cluster"),
     Field("latency", 0.0, Spec(float, low=0), "network latency of each push and pull, simulated seconds", "cluster"),
     Field("bandwidth", 0.0, Spec(float, low=0), "network bandwidth in bytes/s (0 = infinite)", "cluster"),
     Field("jitter", 0.0, Spec(float, low=0), "mean of an exponential extra delay per transfer, seconds", "cluster"),
@@ -141,7 +142,7 @@ def _validate(self):
     for f in FIELDS.values():
         object.__setattr__(self, f.name, f.spec.check(f.name, getattr(self, f.name), ConfigError))
     if self.speed_assignment == "class" and self.partition != "shards":
-        raise ConfigError(f"speed_assignment: class needs partition=shards (nodes holding the same classes), "
+        raise ConfigError(f"speed_assignment: class needs partition=shards (workers holding the same classes), "
                           f"got partition={self.partition}")
 
     object.__setattr__(self, "compute_trace_sha256", check_timing(self))

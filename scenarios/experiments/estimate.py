@@ -91,7 +91,7 @@ def calibrate(runs, data_dir=None, log=print) -> Calibration:
     JAX and stalesim report are taken apart from the time per update: a short run is
     evaluated three times in 400 updates, a whole run 31 times in 6,000, so evaluations
     counted per update made the estimate of a whole run about a third too long. The
-    workload (the nodes' shards, the model) is built before the clock starts: a real
+    workload (the workers' shards, the model) is built before the clock starts: a real
     process builds it once per cluster shape, not once per run, and timed inside 300
     updates it made the first kind of each shape look five times slower."""
 

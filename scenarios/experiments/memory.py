@@ -7,7 +7,7 @@ JAX 0.10, then rounded up):
   Python tuples, then numpy columns), and the replay's walk over it and its op table,
   which exist at once at the replay's peak (measured about 1,100 bytes; counted 1,500);
 - per worker: the parameter copies the replay keeps (a snapshot, a pending gradient and
-  its backup, and up to three per-node optimizer states: ``PARAMETER_COPIES``), a ring
+  its backup, and up to three per-worker optimizer states: ``PARAMETER_COPIES``), a ring
   of recent versions (up to two rows per worker, at most ``RING_BUDGET_BYTES``), and the
   simulator's random streams and buffers (measured about 35 KiB; counted 48 KiB);
 - per evaluation: the history's row, its record, its JSON and CSV text (counted 2,000

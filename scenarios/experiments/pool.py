@@ -123,7 +123,7 @@ def compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
 
 
 def workload_shape(run: RunSpec) -> tuple:
-    """What a run's workload (its data split over the nodes, its model) depends on: a worker
+    """What a run's workload (its data split over the workers, its model) depends on: a worker
     process keeps the last one built, so runs of one shape are best carried out together."""
     c = run.config
     return (c.dataset, c.model, c.workers, c.partition, c.classes_per_worker, c.alpha, c.batch_size,

@@ -6,7 +6,7 @@ carries out, into ``DIR/NAME`` each, the experiments the claims rest on at the s
 of the committed results (``CLAIM_EXPERIMENTS``: 10 reported seeds, ``--tune default``
 with 2 tuning seeds), the ablation and sensitivity studies, and the stability sweep;
 then writes ``DIR/claims.md``. Finished runs are kept (it resumes like ``run``), and a
-run that several experiments share (same key: fmnist and noniid at one class per node,
+run that several experiments share (same key: fmnist and noniid at one class per worker,
 fmnist and every study's unchanged cells) is carried out once and copied to the others.
 ``--dry-run`` prints each part's plan and estimate, and the total. ``--parts`` carries out
 only the named parts (``PARTS``), reusing the finished runs of every part already in ``DIR``.

@@ -62,13 +62,13 @@ def check_timing(cfg) -> str:
     of the compute_trace file ("" without one)."""
     if cfg.speeds:
         if len(cfg.speeds) != cfg.workers:
-            raise ConfigError(f"speeds: expected {cfg.workers} values (one per node, workers={cfg.workers}), "
+            raise ConfigError(f"speeds: expected {cfg.workers} values (one per worker, workers={cfg.workers}), "
                               f"got {len(cfg.speeds)}")
         if cfg.spread != 1:
-            raise ConfigError(f"speeds: gives every node's speed itself; set spread=1 with it "
+            raise ConfigError(f"speeds: gives every worker's speed itself; set spread=1 with it "
                               f"(spread={cfg.spread:g} would not be used)")
         if cfg.speed_assignment != "index":
-            raise ConfigError(f"speeds: gives every node's speed itself; speed_assignment={cfg.speed_assignment} "
+            raise ConfigError(f"speeds: gives every worker's speed itself; speed_assignment={cfg.speed_assignment} "
                               "cannot also apply (leave it at index)")
     if cfg.stragglers > cfg.workers:
         raise ConfigError(f"stragglers: must be <= workers ({cfg.workers}), got {cfg.stragglers}")
@@ -81,19 +81,19 @@ def check_timing(cfg) -> str:
     columns, sha = read_compute_trace(cfg.compute_trace)
     if len(columns) > 1:
         if len(columns) != cfg.workers:
-            raise ConfigError(f"compute_trace: {cfg.compute_trace} has {len(columns)} columns (one per node) but "
-                              f"workers={cfg.workers}; give one column (shared by all nodes) or {cfg.workers}")
+            raise ConfigError(f"compute_trace: {cfg.compute_trace} has {len(columns)} columns (one per worker) but "
+                              f"workers={cfg.workers}; give one column (shared by all workers) or {cfg.workers}")
         if cfg.spread != 1:
-            raise ConfigError(f"compute_trace: {cfg.compute_trace} has one column per node (their own times); set "
+            raise ConfigError(f"compute_trace: {cfg.compute_trace} has one column per worker (their own times); set "
                               f"spread=1 so they are not also log-spaced (spread={cfg.spread:g})")
     return sha
 
 
 def check_crashes(algorithm: str, cfg) -> None:
     """ConfigError naming ``mttf`` if ``algorithm`` runs under a policy that cannot take crashes
-    (the barrier of ssgd would wait for a crashed node forever). Cheap: call it for every run
+    (the barrier of ssgd would wait for a crashed worker forever). Cheap: call it for every run
     before any work starts."""
 
     if cfg.mttf > 0 and isinstance(make_policy(registry.get(algorithm).policy_for(cfg.to_dict())), Barrier):
         raise ConfigError(f"mttf: {algorithm} runs under the barrier policy, which does not support crashes (it "
-                          "would wait for a crashed node forever); set mttf=0 or choose another algorithm")
+                          "would wait for a crashed worker forever); set mttf=0 or choose another algorithm")

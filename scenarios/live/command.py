@@ -36,13 +36,13 @@ def add_subcommands(sub) -> None:
     p.add_argument("--out", default=None, help="results directory (default: results/live-EXPERIMENT)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files")
     p.add_argument("--time-scale", default=str(DEFAULT_TIME_SCALE), metavar="S",
-                   help=f"wall seconds per simulated second (> 0; default {DEFAULT_TIME_SCALE}: the fastest node's "
+                   help=f"wall seconds per simulated second (> 0; default {DEFAULT_TIME_SCALE}: the fastest worker's "
                         "mean step is then 100x the MLP's real gradient time)")
     p.add_argument("--backend", default="local", help="local (spawned processes, default) or ray (actors)")
     p.add_argument("--address", default=None, help="Ray cluster address HOST:PORT (default: start a local Ray)")
     p.add_argument("--worker-timeout", default=None, metavar="S",
                    help="seconds a worker may stay silent after a pull before the run stops (default: 60 + 50 of "
-                        "the slowest node's mean steps)")
+                        "the slowest worker's mean steps)")
     p.add_argument("--force", action="store_true", help="run again the runs already finished in --out")
     p.set_defaults(func=cmd_live)
 

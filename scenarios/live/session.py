@@ -47,8 +47,8 @@ from scenarios.live.worker import Setup
 
 # Wall seconds per simulated second. The MLP's gradient (batch 64) takes about 1.5 ms on one
 # core of the 2-core reference machine (3 ms with 10 worker processes sharing it); at 0.2 the
-# fastest node's mean emulated step is 200 ms, so the real computation is about 1% of it, and
-# exceeds an exponential draw (an overrun) for about 1% of that node's gradients.
+# fastest worker's mean emulated step is 200 ms, so the real computation is about 1% of it, and
+# exceeds an exponential draw (an overrun) for about 1% of that worker's gradients.
 DEFAULT_TIME_SCALE = 0.2
 # a worker process: the Python interpreter, JAX and the compiled gradient (WORKER_PROCESS_BYTES),
 # and its data: the arrays as read, their copy on the device and the test set (WORKER_DATA_COPIES
@@ -105,7 +105,7 @@ def finished(out: Path, run: RunSpec, time_scale: float) -> Optional[RunResult]:
 
 
 def worker_timeout_for(spec, time_scale: float) -> float:
-    """The default limit on one step's silence: a minute, plus 50 of the slowest node's mean steps."""
+    """The default limit on one step's silence: a minute, plus 50 of the slowest worker's mean steps."""
     slowest = spec.compute.mean / float(np.min(spec.worker_speeds)) + spec.pull.fixed_delay + spec.push.fixed_delay
     return 60.0 + 50 * slowest * time_scale
 

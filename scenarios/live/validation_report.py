@@ -118,7 +118,7 @@ def markdown(report: dict, folder: Path, doc: Path) -> str:
              "file is not what the generator writes from them.", "",
              "A live run trains for real: this process is the parameter server, and each worker is its own process "
              "computing real JAX gradients on its own minibatches, each step held to the compute time the "
-             "simulator would draw for it (the configured compute model over the node's speed) times the time "
+             "simulator would draw for it (the configured compute model over the worker's speed) times the time "
              "scale, so the configured heterogeneity exists in wall time. The server applies every gradient with "
              "the rule `stalesim run` uses, under the same policy, and logs a trace. For each run:", "",
              "- **replay**: `algorithms.replay` of the live trace gives the live run's final parameters bit for bit "

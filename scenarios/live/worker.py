@@ -10,7 +10,7 @@ the run's workload itself (the same model, loss, minibatch function and data as
 ``step`` counts the worker's pushes, as the replay counts them (``sim.events.walk``), so
 gradient ``step`` uses the same minibatch in the live run and in its replay. The emulated
 time of each cycle is the simulator's own draw for this worker and seed (configured
-compute time over the node's speed, plus configured network delays: ``cycle_times``),
+compute time over the worker's speed, plus configured network delays: ``cycle_times``),
 times the time scale; when the real computation takes longer nothing is waited and
 the overrun is recorded.
 """

@@ -2,13 +2,13 @@
 
 In the stability sweep DC-ASGD-a diverged within its first evaluations at learning rates
 where ASGD stayed finite. This study replays the same traces (fmnist's configuration,
-10 nodes) with DC-ASGD in the forms its sources give, on plain SGD, and records when
+10 workers) with DC-ASGD in the forms its sources give, on plain SGD, and records when
 each run diverges and how far it gets:
 
 - ASGD (``lam0 = 0``: no compensation);
 - DC-ASGD-a as the paper writes it (Zheng et al. 2017, Algorithm 2 and section 5): the
   mean square starts at 0, one on the server, ``lam0 = 2`` (stalesim's ``dcasgd-a``);
-- the same with one mean square per node (``per_worker_ms``), as some public code keeps it;
+- the same with one mean square per worker (``per_worker_ms``), as some public code keeps it;
 - the same with the mean square bias-corrected by ``1 - m^t`` (Adam's correction; not in
   the paper);
 - DC-ASGD-a with ``lam0 = 0.5``;
@@ -49,7 +49,7 @@ VARIANTS = {  # name -> the rule at a learning rate
     "ASGD (lam0 = 0)": lambda lr: asgd(lr),
     "DC-ASGD-a, the paper's form (lam0 = 2, mean square from 0, on the server)":
         lambda lr: dcasgd(lr, lam=2.0, adaptive=True),
-    "... one mean square per node": lambda lr: dcasgd(lr, lam=2.0, adaptive=True, per_worker_ms=True),
+    "... one mean square per worker": lambda lr: dcasgd(lr, lam=2.0, adaptive=True, per_worker_ms=True),
     "... mean square bias-corrected (1 - m^t)": lambda lr: dcasgd(lr, lam=2.0, adaptive=True, bias_correction=True),
     "DC-ASGD-a, lam0 = 0.5": lambda lr: dcasgd(lr, lam=0.5, adaptive=True),
     "DC-ASGD-c, lam = 0.04": lambda lr: dcasgd(lr, lam=0.04, adaptive=False),
@@ -97,7 +97,7 @@ def markdown(data: dict) -> str:
             cells.append(text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     c = data["config"]
-    lines += ["", f"fmnist's configuration (10 nodes, one class each), plain SGD, {c['updates']:,} updates evaluated "
+    lines += ["", f"fmnist's configuration (10 workers, one class each), plain SGD, {c['updates']:,} updates evaluated "
                   f"every {c['eval_every']}, seeds {', '.join(map(str, c['seeds']))}, each variant on the same traces; "
                   "'diverged' is the outcome rule's (docs/protocol.md); 'others': the mean final accuracy of the runs "
                   f"that did not diverge. Made by `python -m scenarios.reports.divergence run` with JAX "

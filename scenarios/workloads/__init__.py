@@ -1,1 +1,1 @@
-"""The workloads: data sets (and their one explicit download), partitions over nodes, models, and the problem a configuration trains."""
+"""The workloads: data sets (and their one explicit download), partitions over workers, models, and the problem a configuration trains."""

@@ -31,7 +31,7 @@ class Workload(NamedTuple):
     validate_fn: Callable  # params -> {"loss", "accuracy"} on the validation split held out of training, or None
     data: tuple  # (x_train, y_train, shard_index [N, max_len], shard_len [N])
     num_classes: int
-    parts: list  # training-sample indices of each node
+    parts: list  # training-sample indices of each worker
 
     def problem(self, params0, split: str = "test"):
         """The replay's problem bundle, starting from ``params0``, evaluated on ``split``
@@ -82,7 +82,7 @@ def workload(cfg, data_dir=None) -> Workload:
 
 @timed("data and workload")
 def build(cfg, ds) -> Workload:
-    """Partition ``ds`` over ``cfg.workers`` nodes and define loss, minibatches and evaluation."""
+    """Partition ``ds`` over ``cfg.workers`` workers and define loss, minibatches and evaluation."""
 
 
     train_idx, val_idx = validation_split(ds.y_train, cfg.validation_samples)

@@ -1,8 +1,8 @@
-"""The stability region: per algorithm and node count, the learning rates at which every seed of the sweep converged.
+"""The stability region: per algorithm and worker count, the learning rates at which every seed of the sweep converged.
 
 Read from the ``stability`` sweep (axes ``workers`` and a learning rate, untuned). A rate
-is in the region at a node count when every seed converged there (docs/protocol.md,
-section 6); the region over the sweep is the rates in it at every node count. Its
+is in the region at a worker count when every seed converged there (docs/protocol.md,
+section 6); the region over the sweep is the rates in it at every worker count. Its
 *width* is the largest converging rate over the smallest (1 for one rate, 0 for none).
 """
 
@@ -16,7 +16,7 @@ from scenarios.reports.claims.records import Table
 
 
 def _region(results: list[RunResult]) -> dict:
-    """(algorithm, base, nodes) -> {learning rate: (converged seeds, seeds)} from the stability sweep."""
+    """(algorithm, base, workers) -> {learning rate: (converged seeds, seeds)} from the stability sweep."""
     region = defaultdict(list)
     for r in results:
         region[(r.algorithm, r.base, r.config["workers"], r.config[f"lr_{r.base}"])].append(r.outcome == "converged")
@@ -49,29 +49,29 @@ def stability_region(results: list[RunResult]) -> Table:
                      ", ".join(f"{lr:g}" for lr in ok) or "none", _width_text(ok),
                      f"{sum(c for c, _ in by_lr.values())}/{sum(n for _, n in by_lr.values())}"))
     seeds = sorted({r.seed for r in results})
-    return Table(("algorithm", "nodes", "converging learning rates (every seed)", "width", "converged runs"),
+    return Table(("algorithm", "workers", "converging learning rates (every seed)", "width", "converged runs"),
                  tuple(rows), f"Stability region (the `stability` sweep, {len(seeds)} seeds per rate, untuned): "
                               "the learning rates at which every seed converged.")
 
 
 def region_notes(results: list[RunResult]) -> list[str]:
     """Per cluster size: GSGM's converging range against the widest baseline's."""
-    by_nodes = defaultdict(dict)
+    by_workers = defaultdict(dict)
     for (algorithm, base, workers), by_lr in _region(results).items():
-        by_nodes[workers][(algorithm, base)] = _converging(by_lr)
+        by_workers[workers][(algorithm, base)] = _converging(by_lr)
     notes = []
-    everywhere = defaultdict(list)  # (algorithm, base) -> rates converging at each node count
-    for workers, ranges in sorted(by_nodes.items()):
+    everywhere = defaultdict(list)  # (algorithm, base) -> rates converging at each worker count
+    for workers, ranges in sorted(by_workers.items()):
         for member, rates in ranges.items():
             everywhere[member].append(set(rates))
     if everywhere:
-        notes.append("Stability region over every node count of the sweep (" + ", ".join(map(str, sorted(by_nodes)))
+        notes.append("Stability region over every worker count of the sweep (" + ", ".join(map(str, sorted(by_workers)))
                      + "), the rates at which every seed converged at every one: " + "; ".join(
                          f"{registry.display_name(a)} on {b}: "
                          + (", ".join(f"{lr:g}" for lr in sorted(set.intersection(*sets))) or "none")
                          for (a, b), sets in sorted(everywhere.items(), key=lambda kv: registry.order(kv[0][0])))
                      + ".")
-    for workers, ranges in sorted(by_nodes.items()):
+    for workers, ranges in sorted(by_workers.items()):
         mine = {k: v for k, v in ranges.items() if k[0] == "gsgm"}
         theirs = {k: v for k, v in ranges.items() if k[0] != "gsgm"}
         if not mine or not theirs:
@@ -81,7 +81,7 @@ def region_notes(results: list[RunResult]) -> list[str]:
         width = _width(best)
         relation = "wider than" if width > _width(theirs[widest]) else \
             "as wide as" if width == _width(theirs[widest]) else "narrower than"
-        notes.append(f"Sweep at {workers} nodes: GSGM's converging range ({_width_text(best)}) is {relation} the "
+        notes.append(f"Sweep at {workers} workers: GSGM's converging range ({_width_text(best)}) is {relation} the "
                      f"widest baseline's ({registry.display_name(widest[0])} on {widest[1]}, "
                      f"{_width_text(theirs[widest])}).")
     return notes

@@ -146,7 +146,7 @@ ACCURACY_RULE = (
 
 
 def claim_stability(results: list[RunResult], tuning: Tuning = NO_TUNING, to_time: list[RunResult] = ()) -> Claim:
-    """Fashion-MNIST, 10 nodes: stability up by about 20%, with a slight accuracy gain.
+    """Fashion-MNIST, 10 workers: stability up by about 20%, with a slight accuracy gain.
     ``to_time``: the ``time-budget`` study's runs (baselines run to GSGM's simulated time);
     where it has the strongest baseline, the accuracy part's equal-time test uses them."""
     rule = STABILITY_RULE.format(level=LEVEL, paper=f"{100 * PAPER_STABILITY_GAIN:.0f}")
@@ -186,7 +186,7 @@ def claim_stability(results: list[RunResult], tuning: Tuning = NO_TUNING, to_tim
     return Claim(TITLES["stability"], WORDS["stability"], verdict, rule, outcome, basis, family, (part,),
                  adjusted(findings) + at_time,
                  tables=(_cell_table(all_cells, tuning, best),),
-                 notes=(("Equal simulated time: the white list makes fast nodes wait, so GSGM needs more simulated "
+                 notes=(("Equal simulated time: the white list makes fast workers wait, so GSGM needs more simulated "
                          "time for the same updates; the finding compares both over the same window of simulated "
                          "time, ending where the faster one's runs ended and as long as its last final_evals "
                          "evaluations took (the mean over a window, as final accuracy is, rather than one noisy "
@@ -217,19 +217,19 @@ def _edge_note(tuning: Tuning) -> tuple[str, ...]:
     return ("Tuned at the edge of the grid (a wider grid might move these): " + "; ".join(tuning.edges) + ".",)
 
 
-# ---------------------------------------------------------------------- 2. 30 nodes
+# ---------------------------------------------------------------------- 2. 30 workers
 SCALE_RULE = (
-    "*reproduced* only when, at the largest cluster of the tuned `scale` runs ({top} nodes), every distinct GSGM "
+    "*reproduced* only when, at the largest cluster of the tuned `scale` runs ({top} workers), every distinct GSGM "
     "configuration converges in every seed and no baseline does (each fails or diverges in some seed): \"only "
     "GSGM converges well\" is false as soon as one baseline converges in every seed; *not reproduced* otherwise. "
-    "A run converges when each of its last final_evals evaluations reaches the target accuracy (docs/protocol.md). Every node count is looked at: GSGM's other advantages (accuracy, steadiness) are findings of their "
-    "own, each paired over seeds against that node count's strongest baseline (chosen on validation scores), "
+    "A run converges when each of its last final_evals evaluations reaches the target accuracy (docs/protocol.md). Every worker count is looked at: GSGM's other advantages (accuracy, steadiness) are findings of their "
+    "own, each paired over seeds against that worker count's strongest baseline (chosen on validation scores), "
     "Holm-adjusted across all the findings; they do not make the claim. The stability sweep (untuned learning "
     "rates, fewer seeds) is reported beside it, not judged.")
 
 
 def claim_scale(results: list[RunResult], sweep: list[RunResult], tuning: Tuning = NO_TUNING) -> Claim:
-    """With 30 nodes only GSGM converges well (ASGD and DC-ASGD do not)."""
+    """With 30 workers only GSGM converges well (ASGD and DC-ASGD do not)."""
     values = axis_values(results)
     all_cells = cells(results)
     basis = (Basis("scale", "stalesim reproduce scale", _keys(results), _merged(all_cells), tuning.label),
@@ -237,13 +237,13 @@ def claim_scale(results: list[RunResult], sweep: list[RunResult], tuning: Tuning
     methods = [c for c in all_cells if c.is_method]
     if not values or not methods:
         return Claim(TITLES["scale"], WORDS["scale"], NOT_TESTABLE, SCALE_RULE.format(top="—"),
-                     "Not judged: no GSGM runs over a node-count axis.", basis)
+                     "Not judged: no GSGM runs over a worker-count axis.", basis)
     top = values[-1]
     baselines = [c for c in all_cells if not c.is_method and c.at(top)]
     gsgm_ok = all(m.all_converged(top) for m in methods)
     holding = [c for c in baselines if c.all_converged(top)]
     verdict = REPRODUCED if gsgm_ok and baselines and not holding else NOT_REPRODUCED
-    outcome = (f"At {top} nodes: {'; '.join(f'{m.name} {m.outcome_counts(top)}' for m in methods)}; baselines that "
+    outcome = (f"At {top} workers: {'; '.join(f'{m.name} {m.outcome_counts(top)}' for m in methods)}; baselines that "
                f"converged in every seed too: {', '.join(c.name for c in holding) or 'none'}.")
     rows, findings, notes = [], [], []
     for v in values:
@@ -253,15 +253,15 @@ def claim_scale(results: list[RunResult], sweep: list[RunResult], tuning: Tuning
                              estimate(c.counted_values("accuracy_std", v))))
         best = strongest(all_cells, tuning, v)
         fails = [c.name for c in all_cells if not c.is_method and c.at(v) and not c.all_converged(v)]
-        notes.append(f"At {v} nodes: {'; '.join(f'{m.name} {m.outcome_counts(v)}' for m in methods)}; baselines "
+        notes.append(f"At {v} workers: {'; '.join(f'{m.name} {m.outcome_counts(v)}' for m in methods)}; baselines "
                      f"that failed or diverged in some seed: {', '.join(fails) or 'none'}; strongest baseline on "
                      f"validation: {best.name if best else 'none scored'}.")
         if best is not None:
             for m in methods:
-                subject = f"{v} nodes: {m.name} vs {best.name}"
-                findings += list(stability_pair(subject, m, best, v, f" at {v} nodes"))
-                findings.append(equal_time_comparison(subject, m, best, v, f" at {v} nodes"))
-    tables = [Table(("nodes", "configuration", "outcomes", "final acc. (%)", "acc. std (%)"), tuple(rows),
+                subject = f"{v} workers: {m.name} vs {best.name}"
+                findings += list(stability_pair(subject, m, best, v, f" at {v} workers"))
+                findings.append(equal_time_comparison(subject, m, best, v, f" at {v} workers"))
+    tables = [Table(("workers", "configuration", "outcomes", "final acc. (%)", "acc. std (%)"), tuple(rows),
                     f"Dataset: {results[0].config['dataset']} (the paper: CIFAR-100); speed assignment "
                     f"`{results[0].config['speed_assignment']}`.")]
     if sweep:
@@ -274,7 +274,7 @@ def claim_scale(results: list[RunResult], sweep: list[RunResult], tuning: Tuning
 
 # ---------------------------------------------------------------------- 3. non-IID degree
 NONIID_RULE = (
-    "GSGM's drop (final accuracy at {iid} classes per node, IID, minus at {sparse}) is compared with every distinct "
+    "GSGM's drop (final accuracy at {iid} classes per worker, IID, minus at {sparse}) is compared with every distinct "
     "baseline's, seed by seed: *reproduced* when GSGM drops less than every baseline (the difference of drops below "
     "0: interval below 0, Holm-adjusted p below {level}); *partly* when less than some; *not reproduced* when less "
     "than none and more than some; *not resolved* when no difference is significant either way.")
@@ -308,7 +308,7 @@ def claim_noniid(results: list[RunResult], tuning: Tuning = NO_TUNING) -> Claim:
                        for m in methods for b in baselines])
     verdict = judge([c.sign() < 0 for c in family], [c.sign() > 0 for c in family])
     outcome = "; ".join(f"{c.subject}: {c.value_text()}, {c.reading()}" for c in family) + "."
-    columns = tuple(f"{v} class{'' if v == 1 else 'es'}/node (%)" for v in values)
+    columns = tuple(f"{v} class{'' if v == 1 else 'es'}/worker (%)" for v in values)
     table = Table(("configuration",) + columns + ("drop from IID (points)",),
                   tuple(rows), "Final accuracy, mean ± 95% half-width over converged seeds; the drop is paired by "
                                "seed, with its 95% interval.")

@@ -13,7 +13,7 @@ replay the same simulated trace). Three records come out:
 - equal simulated time: GSGM against the strongest baselines run to the same simulated
   time (``time-budget``), over the same window of it;
 - like with like: GSGM without global momentum against ASGD on sgd (no momentum on either
-  side), and GSGM with it against the momentum baselines (per node and server state).
+  side), and GSGM with it against the momentum baselines (per worker and server state).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def like_with_like(fmnist: list[RunResult], studies: dict) -> Optional[Study]:
     return Study("Like with like: GSGM against the baselines with the same momentum",
                  "GSGM on sgd carries a global momentum (beta 0.9) that ASGD on sgd does not have, so part of a gain "
                  "against ASGD on sgd could be momentum's. Here GSGM without global momentum (`gsgm-no-momentum`) "
-                 "meets the baselines on plain sgd, and GSGM with it meets the baselines on momentum (per node and "
+                 "meets the baselines on plain sgd, and GSGM with it meets the baselines on momentum (per worker and "
                  "server state); every configuration at its own tuned rate, paired seed by seed.",
                  Table(COLUMNS, tuple(rows), "Mean ± 95% half-width over the reported seeds; final accuracy over "
                                              "finite runs, detrended std over converged runs."),

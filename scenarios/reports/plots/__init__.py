@@ -16,7 +16,7 @@ A sweep's report (``sweep_figures``) draws
 - ``time_to_target``: simulated time to the target accuracy, censored runs marked;
 - ``staleness_by_shape``: staleness histograms per cluster shape;
 - ``stability_region`` (sweeps over ``workers`` and a learning rate): per algorithm, the
-  fraction of seeds that converged at each number of nodes and learning rate.
+  fraction of seeds that converged at each number of workers and learning rate.
 
 Styles (sizes, fonts, colours) come from ``scenarios.reports.style``; names from the registry.
 No figure carries a title naming the command that made it: what a figure shows is in its

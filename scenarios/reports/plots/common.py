@@ -14,7 +14,7 @@ BASE_LABELS = {"sgd": "SGD", "momentum": "momentum SGD", "adam": "Adam"}
 BASE_ORDER = {b: i for i, b in enumerate(BASES)}
 # how a configuration field reads on an axis or in a panel title (the unit, where it has one)
 FIELD_LABELS = {
-    "workers": "nodes", "classes_per_worker": "classes per node", "alpha": "Dirichlet alpha",
+    "workers": "workers", "classes_per_worker": "classes per worker", "alpha": "Dirichlet alpha",
     "spread": "speed spread (fastest/slowest)", "compute_sigma": "compute-time sigma", "latency": "latency (s)",
     "bandwidth": "bandwidth (bytes/s)", "jitter": "jitter (s)", "batch_size": "batch size",
     "lr_sgd": "learning rate (SGD)", "lr_momentum": "learning rate (momentum SGD)",
@@ -37,7 +37,7 @@ def _value(v) -> str:
 
 
 def _setting(config_or_row: dict, names) -> str:
-    """``nodes = 10, speed spread = 4`` for the named fields."""
+    """``workers = 10, speed spread = 4`` for the named fields."""
     return ", ".join(f"{field_label(n)} = {_value(config_or_row[n])}" for n in names)
 
 
@@ -60,7 +60,7 @@ def _accuracy_name(results) -> str:
 
 
 def _setting_note(results, varied=()) -> str:
-    """What the runs share: dataset, model, nodes, updates (fields that vary are left out)."""
+    """What the runs share: dataset, model, workers, updates (fields that vary are left out)."""
     if not results:
         return ""
     parts = []
@@ -72,12 +72,12 @@ def _setting_note(results, varied=()) -> str:
     if "model" in same:
         parts.append(f"model {config['model']}")
     if "workers" in same:
-        parts.append(f"{config['workers']} nodes")
+        parts.append(f"{config['workers']} workers")
     if "classes_per_worker" in same:
         k = config["classes_per_worker"]
-        parts.append(f"{k} class{'es' if k != 1 else ''} per node")
+        parts.append(f"{k} class{'es' if k != 1 else ''} per worker")
     if "spread" in same:
-        parts.append(f"node speeds spread {config['spread']:g}x")
+        parts.append(f"worker speeds spread {config['spread']:g}x")
     if "updates" in same:
         parts.append(f"{config['updates']} updates per run")
     return "Setting: " + ", ".join(parts) + "." if parts else ""

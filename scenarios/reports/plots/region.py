@@ -1,4 +1,4 @@
-"""The stability region: per algorithm, the fraction of seeds that converged per number of nodes and learning rate."""
+"""The stability region: per algorithm, the fraction of seeds that converged per number of workers and learning rate."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _lr_field(axes, base: str) -> Optional[str]:
 
 
 def stability_region(results, axes, path: Path) -> Optional[Path]:
-    """Per algorithm, the fraction of seeds that converged at each (number of nodes, learning rate);
+    """Per algorithm, the fraction of seeds that converged at each (number of workers, learning rate);
     None unless the sweep varies ``workers`` and a learning rate."""
     import matplotlib.colors as mcolors
     from matplotlib import colormaps
@@ -95,7 +95,7 @@ def stability_region(results, axes, path: Path) -> Optional[Path]:
         ax.set_xlabel(field_label(lr_field))  # each panel's own base's rate
         ax.set_title(style.label(algorithm) + (f" on {base_label(base)}" if len(bases) > 1 else ""))
     for ax in axs[:, 0]:
-        ax.set_ylabel("nodes")
+        ax.set_ylabel("workers")
     for ax in list(axs.flat)[len(panels):]:
         ax.set_visible(False)
     if image is not None:
@@ -107,7 +107,7 @@ def stability_region(results, axes, path: Path) -> Optional[Path]:
         "Stability region: for each algorithm (one panel"
         + (" per algorithm and base optimizer" if len(bases) > 1 else "")
         + "), the fraction of seeds whose run converged (each of its last evaluations at or above the target "
-        f"accuracy, {_target_text(results)}) at each number of nodes (rows) and learning rate (columns, the swept "
+        f"accuracy, {_target_text(results)}) at each number of workers (rows) and learning rate (columns, the swept "
         "values, log-spaced). Cell text: converged seeds / seeds run, and below it the mean final accuracy (%) "
         "of the runs that did not diverge, converged or not; 'div.': every seed diverged. "
         f"Colour: the converged fraction, one scale for all panels ({_seeds_text(seeds_seen)} per cell). "

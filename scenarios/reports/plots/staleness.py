@@ -131,7 +131,7 @@ def staleness_histograms(results, path: Path, axes=(), shape_word: str = "") -> 
                    if kept else "")
     caption = (
         "Staleness of the gradients the server applied (versions: how many updates the model advanced between "
-        f"a node reading it and its gradient being applied), per server policy; {shapes_text}"
+        f"a worker reading it and its gradient being applied), per server policy; {shapes_text}"
         f"colour per policy (the algorithms running under it in brackets). Lines: fraction of applied updates "
         f"in each bin, pooled over {_seeds_text([len(seeds)])} and the runs sharing a policy; bins {width} version"
         f"{'s' if width > 1 else ''} wide, the same in every panel; log scale. Dashed: mean staleness (the runs' "
