@@ -98,6 +98,7 @@ def stability_region(results, axes, path: Path) -> Optional[Path]:
         ax.set_ylabel("workers")
     for ax in list(axs.flat)[len(panels):]:
         ax.set_visible(False)
+    fig.align_xlabels(list(axs.flat)[:len(panels)])  # one line for every rate axis, whatever its ticks' length
     if image is not None:
         bar = fig.colorbar(image, ax=axs.ravel().tolist(), shrink=0.9, aspect=15, pad=0.02)
         bar.set_label("converged fraction")
