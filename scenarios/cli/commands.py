@@ -7,6 +7,7 @@ Each command turns its arguments into the request the Python API builds too
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from algorithms import BASES, registry
@@ -238,9 +239,11 @@ def cmd_claims(args) -> int:
             print(f"{'the whole protocol' if not args.parts else 'these parts'}: about {duration(total)} "
                   "(the midpoints of the estimates above, summed)")
             return 0
+        started = time.perf_counter()
         rerun.rerun(root, args.jobs, args.data_dir, parts=rerun.parts_from(args.parts), halving=args.halving)
         write_text_atomic(root / "claims.md", markdown(root, args.accept_provenance))
         print(f"written to {root / 'claims.md'}")
+        print(f"claims --rerun finished in {time.perf_counter() - started:.0f} s")
         return 0
     for option, given in (("--dry-run", args.dry_run), ("--parts", args.parts), ("--halving", args.halving)):
         if given:

@@ -165,6 +165,11 @@ def test_a_claims_rerun_log_is_split_into_its_parts(tmp_path):
         assert [(p["part"], p["runs_carried_out"], p["tuning_runs"], p["wall_seconds"]) for p in rec["parts"]] == [
             ("fmnist", 338, 208, 900), ("noniid", 150, 0, 600), ("sweep-stability", 800, 0, sweep_seconds)]
         assert rec["total_wall_seconds"] == 1500 + sweep_seconds
+        assert "command_wall_seconds" not in rec and "the whole command" not in protocol.markdown(rec)
+    log.write_text(new + "written to /x/claims.md\nclaims --rerun finished in 2700 s\n")  # logged since 2026-12-02
+    rec = protocol.record(log)
+    assert rec["total_wall_seconds"] == 2590 and rec["command_wall_seconds"] == 2700
+    assert protocol.markdown(rec).endswith("| all | 1288 | | 43 min |\n| the whole command, to claims.md | | | 45 min |\n")
 
 
 def _halving_lines(text: str) -> dict:
