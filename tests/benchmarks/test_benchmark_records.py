@@ -199,3 +199,27 @@ def test_the_fmnist_halving_record_drops_the_full_grids_winner_in_the_two_per_no
     for cell in dropped:
         values, kept = rung[cell]
         assert winners[cell] == min(values) == 3e-05 and len(kept) == 3
+
+
+def test_the_whole_protocols_quoted_times_are_its_records():
+    """The README's and benchmarks/README.md's time of the whole claims --rerun, its --dry-run
+    estimate and the --jobs 1 / --jobs 2 comparison are their records'."""
+    rec = json.loads((RECORDS / "protocol-cpu-2core-avx512-2026-12-02.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    bench = " ".join((ROOT / "benchmarks" / "README.md").read_text().split())
+    minutes = round(rec["total_wall_seconds"] / 60)
+    assert f"`claims --rerun` took {minutes} minutes from scratch" in readme
+    assert f"the protocol's own settings, {minutes} minutes" in bench
+    assert "halving" not in " ".join(p["part"] for p in rec["parts"]) and all(
+        p["tuning_runs"] * 2 == p["runs_carried_out"] for p in rec["parts"] if p["tuning_runs"])  # the full grids
+    dry = (RECORDS / "protocol-dry-run-2026-12-02.txt").read_text()
+    midpoint = re.search(r"the whole protocol: about (\d+) min", dry).group(1)
+    assert f"estimated the whole protocol at about {midpoint} min" in bench
+    assert re.search(r"to do: 1280 runs, (7,680,000) applied updates", dry).group(1) == "7,680,000"
+    timed = re.findall(r"^--jobs (\d): ([\d.]+) s wall, ([\d.]+) s user", (RECORDS / "jobs-1-vs-2-2026-12-02.txt")
+                       .read_text(), re.M)
+    (one, wall1, user1), (two, wall2, _) = timed
+    assert (one, two) == ("1", "2")
+    assert f"took {float(wall1):.1f} s with `--jobs 1` and {float(wall2):.1f} s with `--jobs 2`" in bench
+    cores = float(user1) / float(wall1)
+    assert f"about {cores:.1f} cores busy (its user time, {float(user1):.1f} s, over its wall time)" in bench
