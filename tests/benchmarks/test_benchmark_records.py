@@ -223,3 +223,20 @@ def test_the_whole_protocols_quoted_times_are_its_records():
     assert f"took {float(wall1):.1f} s with `--jobs 1` and {float(wall2):.1f} s with `--jobs 2`" in bench
     cores = float(user1) / float(wall1)
     assert f"about {cores:.1f} cores busy (its user time, {float(user1):.1f} s, over its wall time)" in bench
+
+
+def test_benchmarks_readme_shows_the_regression_record():
+    """'Reported again after the whole-protocol work' shows its record's figures."""
+    rows = json.loads((RECORDS / "regression-cpu-2core-avx512-2026-12-02.json").read_text())["rows"]
+    text = (ROOT / "benchmarks" / "README.md").read_text()
+    section = " ".join(text[text.index("### Reported again after"):text.index("## Where the time")].split())
+    for row in rows:
+        if row["figure"] in ("replay_asgd", "replay_dcasgd", "replay_gsgm") and row["what"].startswith("mlp"):
+            assert f"**{row['value']:.2f}** |" in section, row["what"]
+        if row["figure"] == "end_to_end" and "whole grid" in row["what"]:
+            seconds, limit = re.search(r"in (\d+) s; limit (\d+) s", row["note"]).groups()
+            assert f"**{row['value']:.2f}** ({seconds} s)" in section, row["what"]
+            if "auto" in row["what"]:
+                assert f"{seconds} s against 125 s" in section and f"({limit} s for the grid's" in section
+        if row["figure"] == "memory":
+            assert f"**{row['value']:.2f}** |" in section
