@@ -1,5 +1,5 @@
-"""The packages' shape: sim is JAX-free, algorithms imports only sim's contract, plain
-package imports, one line per rule file, docstrings that ``help`` shows, old names warn."""
+"""The packages' shape: sim is JAX-free, algorithms imports only sim's contract, no import
+cycle, plain package imports, one line per rule file, docstrings that ``help`` shows, old names warn."""
 
 import ast
 import re
@@ -128,3 +128,74 @@ def test_old_names_still_work_with_a_deprecation_warning():
         warnings.simplefilter("error")
         assert Buffered(3).gradients_per_version(10) == buffered(0.1, buffer_size=3).gradients_per_version == 3
         assert Rule(None, None).gradients_per_version == 1
+
+
+# ------------------------------------------------------------------ the import graph
+def import_graph(root: Path, packages) -> dict:
+    """Module -> the modules it imports at module level (function-local imports are the declared
+    exceptions for heavy optional dependencies). ``from p import m`` of a module ``p.m`` is an edge
+    to ``p.m``; an edge to one's own ancestor package is left out (Python loads it first anyway)."""
+    modules = {}
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
+            modules[".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in modules.items():
+        here = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        out = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".")[:len(here.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                submodules = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules}
+                out |= submodules or {base}
+        graph[name] = {m for m in out if m in modules and m != name and not name.startswith(m + ".")}
+    return graph
+
+
+def cycles(graph: dict) -> list:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, on, stack, found = {}, {}, set(), [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_has_no_cycle(tmp_path):
+    graph = import_graph(ROOT, ("sim", "algorithms", "scenarios", "benchmarks"))
+    assert len(graph) > 100 and "scenarios.experiments.workers" in graph["scenarios.experiments.pool"]
+    assert cycles(graph) == []
+    # the check finds one: a imports b at module level, b imports a back through its package
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "__init__.py").write_text("")
+    (tmp_path / "p" / "a.py").write_text("from p.b import g\n")
+    (tmp_path / "p" / "b.py").write_text("import os\nfrom p import a\n\ndef g():\n    from p import c\n")
+    (tmp_path / "p" / "c.py").write_text("from . import b\n")
+    assert cycles(import_graph(tmp_path, ("p",))) == [["p.a", "p.b"]]  # c's import of b is inside g: none
