@@ -221,6 +221,8 @@ def test_the_whole_protocols_quoted_times_are_its_records():
     (one, wall1, user1), (two, wall2, _) = timed
     assert (one, two) == ("1", "2")
     assert f"took {float(wall1):.1f} s with `--jobs 1` and {float(wall2):.1f} s with `--jobs 2`" in bench
+    readme_words = " ".join((ROOT / "README.md").read_text().split())
+    assert f"a second process adds little ({float(wall1) / float(wall2):.2f}x," in readme_words
     cores = float(user1) / float(wall1)
     assert f"about {cores:.1f} cores busy (its user time, {float(user1):.1f} s, over its wall time)" in bench
 
