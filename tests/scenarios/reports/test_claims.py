@@ -204,7 +204,7 @@ SCALE_TUNING = tuning(*[("asgd", "sgd", 0.8, v) for v in (10, 20, 30)])
 
 def test_scale_every_verdict():
     assert claim_scale(scale_results("diverged"), [], SCALE_TUNING).verdict == REPRODUCED
-    # "only GSGM converges well" is false once one baseline converges in every seed at 30 nodes
+    # "only GSGM converges well" is false once one baseline converges in every seed at 30 workers
     holds = cell("asgd-server", "momentum", BASE_ACC, BASE_STD, axis="workers", axis_value=30, workers=30)
     second = claim_scale(scale_results("diverged") + holds, [], SCALE_TUNING)
     assert second.verdict == NOT_REPRODUCED and "converged in every seed too: ASGD (server) on momentum" in \
@@ -212,23 +212,23 @@ def test_scale_every_verdict():
     everyone = claim_scale(scale_results(), [], SCALE_TUNING)
     assert everyone.verdict == NOT_REPRODUCED
     # GSGM's advantages are findings (steadier, more accurate at equal updates and at equal time),
-    # each paired and adjusted across the 3 node counts
+    # each paired and adjusted across the 3 worker counts
     assert len(everyone.findings) == 9 and all(f.p_adjusted is not None for f in everyone.findings)
-    assert everyone.findings[-3].reading() == "GSGM is steadier at 30 nodes"
+    assert everyone.findings[-3].reading() == "GSGM is steadier at 30 workers"
     assert "equal time" in everyone.findings[-1].measure
     assert claim_scale(scale_results("failed", "failed"), [], SCALE_TUNING).verdict == NOT_REPRODUCED
     assert claim_scale([], [], SCALE_TUNING).verdict == NOT_TESTABLE
 
 
-def test_scale_looks_at_every_node_count():
+def test_scale_looks_at_every_worker_count():
     c = claim_scale(scale_results(baseline_outcome_at_20="failed"), [], SCALE_TUNING)
     assert c.verdict == NOT_REPRODUCED  # the claim is about the largest cluster
-    assert any(n.startswith("At 20 nodes") and "ASGD on sgd" in n for n in c.finding_notes)
+    assert any(n.startswith("At 20 workers") and "ASGD on sgd" in n for n in c.finding_notes)
 
 
 # ---------------------------------------------------------------------- 3. non-IID
 def noniid_results(baseline_drop, gsgm_drop, jitter=(0.0, 0.0, 0.0), *, server=None):
-    """ASGD dropping ``baseline_drop`` from IID to one class per node (plus its own ``jitter``), GSGM
+    """ASGD dropping ``baseline_drop`` from IID to one class per worker (plus its own ``jitter``), GSGM
     ``gsgm_drop``, and with ``server`` = (drop, jitter) ASGD (server) as a second baseline."""
     still = (0.0, 0.0, 0.0)
     configurations = [("asgd", "sgd", baseline_drop, jitter), ("gsgm", "sgd", gsgm_drop, still)]
@@ -329,7 +329,7 @@ def test_ablation_study_pairs_each_variant_with_full_gsgm_and_computes_the_share
     assert all_studies(fmnist, {}, STABILITY_TUNING) == ()  # no study folders: no section
 
 
-def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_count():
+def test_stability_region_is_the_rates_where_every_seed_converges_at_every_worker_count():
     def sweep_run(algorithm, workers, lr, seed, outcome):
         return run(algorithm, "sgd", seed, 0.8, 0.01, outcome=outcome, workers=workers, lr=lr,
                    key=f"{algorithm}-{workers}-{lr}-{seed}")
@@ -337,7 +337,7 @@ def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_
     for workers in (10, 30):
         for lr in (0.01, 0.1):
             for seed in (0, 1):
-                # GSGM converges everywhere; ASGD fails at lr 0.1 with 30 nodes in one seed
+                # GSGM converges everywhere; ASGD fails at lr 0.1 with 30 workers in one seed
                 results.append(sweep_run("gsgm", workers, lr, seed, "converged"))
                 failing = workers == 30 and lr == 0.1 and seed == 1
                 results.append(sweep_run("asgd", workers, lr, seed, "failed" if failing else "converged"))
@@ -345,7 +345,7 @@ def test_stability_region_is_the_rates_where_every_seed_converges_at_every_node_
     assert rows[("ASGD on sgd", 30)][2:4] == ("0.01", "one rate, 0.01") and rows[("GSGM on sgd", 30)][2:4] == ("0.01, 0.1", "10x")
     notes = region_notes(results)
     assert notes[0].endswith("ASGD on sgd: 0.01; GSGM on sgd: 0.01, 0.1.")
-    assert "Sweep at 30 nodes: GSGM's converging range (10x) is wider than the widest baseline's" in notes[-1]
+    assert "Sweep at 30 workers: GSGM's converging range (10x) is wider than the widest baseline's" in notes[-1]
 
 
 def test_equal_time_study_averages_both_over_the_same_window_ending_at_the_budget():

@@ -120,9 +120,9 @@ def test_sweep_figures_mark_censored_runs_and_draw_the_stability_region(tmp_path
     ttt = (folder / "time_to_target.txt").read_text()
     assert "not reached" in ttt and "censored" in ttt and "(s)" in ttt
     region = (folder / "stability_region.txt").read_text()
-    assert "fraction of seeds" in region and "nodes" in region
-    # the learning rate leaves the staleness alone: the panels are the cluster shapes (nodes) only
-    assert "one panel per cluster shape (nodes)" in (folder / "staleness_by_shape.txt").read_text()
+    assert "fraction of seeds" in region and "workers" in region
+    # the learning rate leaves the staleness alone: the panels are the cluster shapes (workers) only
+    assert "one panel per cluster shape (workers)" in (folder / "staleness_by_shape.txt").read_text()
 
 
 def test_censored_runs_are_drawn_as_open_markers_with_a_count(tmp_path, monkeypatch):
