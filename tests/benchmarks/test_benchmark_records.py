@@ -242,3 +242,16 @@ def test_benchmarks_readme_shows_the_regression_record():
                 assert f"{seconds} s against 125 s" in section and f"({limit} s for the grid's" in section
         if row["figure"] == "memory":
             assert f"**{row['value']:.2f}** |" in section
+
+
+def test_readme_setup_times_are_the_newcomer_record():
+    """The set-up section's times and test count are the fresh-clone record's."""
+    rec = (RECORDS / "newcomer-2026-12-02.txt").read_text()
+    main_job = re.search(r"main job command: (\d+) s in all, exit 0; .* finished in (\d+) s", rec)
+    tests = re.search(r"test command \(pytest\): (\d+) passed.*\((\d+):(\d\d):(\d\d)\)", rec)
+    ci = re.search(r"\.ci/run: (\d+) s in all, exit 0; README.md's Fashion-MNIST table matches", rec)
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"{main_job.group(1)} s in all, of which the 39 runs took {main_job.group(2)} s in 2 processes" in readme
+    count, _, minutes, seconds = tests.groups()
+    assert f"pytest took {int(minutes)} min {int(seconds)} s for the {count} tests" in readme
+    assert f"`reproduce fmnist` checked against the README's table) {ci.group(1)} s" in readme
