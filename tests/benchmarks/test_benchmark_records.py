@@ -223,6 +223,10 @@ def test_the_whole_protocols_quoted_times_are_its_records():
     assert f"took {float(wall1):.1f} s with `--jobs 1` and {float(wall2):.1f} s with `--jobs 2`" in bench
     readme_words = " ".join((ROOT / "README.md").read_text().split())
     assert f"a second process adds little ({float(wall1) / float(wall2):.2f}x," in readme_words
+    pinned = re.search(r"^pinned to one core \(taskset -c 0\), --jobs 1, .*: ([\d.]+) s wall", (
+        RECORDS / "jobs-1-vs-2-2026-12-02.txt").read_text(), re.M).group(1)
+    assert f"pinned to one core, the one process took {float(pinned):.1f} s" in bench
+    assert f"about {float(pinned) / float(wall2):.1f}x of one core" in bench
     cores = float(user1) / float(wall1)
     assert f"about {cores:.1f} cores busy (its user time, {float(user1):.1f} s, over its wall time)" in bench
 
