@@ -36,12 +36,12 @@ TASK_RUNS = 2  # at most this many runs in one task of the local pool (see tasks
 
 def processes_for(jobs, todo: list) -> int:
     """Local processes for the runs ``todo``: ``jobs`` itself when it is a number, or for
-    ``"auto"`` one per CPU core, at most one per group of runs sharing a compiled replay
-    (``tasks``), and this process alone when the runs total fewer than
-    ``AUTO_MIN_UPDATES`` applied updates (a worker process spends about 3 s starting,
-    importing JAX and reading the data), or when JAX computes on an accelerator. XLA runs
-    one replay on about one CPU core, so separate processes are how a run of many replays
-    uses the machine; results are the same for every number of processes."""
+    ``"auto"`` one per CPU core, at most one per task (``tasks``), and this process alone
+    when the runs total fewer than ``AUTO_MIN_UPDATES`` applied updates (a worker process
+    spends about 3 s starting, importing JAX and reading the data), or when JAX computes on
+    an accelerator. Separate processes are how a run of many replays uses a machine of many
+    cores (on 2 cores a second one adds little: benchmarks/README.md); results are the same
+    for every number of processes."""
     if jobs != AUTO:
         return max(1, min(int(jobs), len(todo)))
     if sum(run.config.updates for run in todo) < AUTO_MIN_UPDATES or accelerator():
