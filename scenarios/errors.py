@@ -10,3 +10,14 @@ class ConfigError(ValueError):
 def notice(message: str) -> None:
     """One line on stderr that a user should read but that does not stop the command (a deprecated name)."""
     print(f"stalesim: note: {message}", file=sys.stderr)
+
+
+_SAID: set = set()  # the notices this process has given with notice_once
+
+
+def notice_once(message: str) -> None:
+    """``notice``, the first time this process has ``message`` to say (an old name read from
+    every file of a folder is said once)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        notice(message)

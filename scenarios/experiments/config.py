@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from algorithms import BASES, registry
 from algorithms.registry import hyperparameters
-from scenarios.errors import ConfigError, notice
+from scenarios.errors import ConfigError, notice, notice_once
 from scenarios.experiments.outcomes import DEFAULT_DIVERGED_LOSS_RATIO, DEFAULT_TARGET_ACCURACY, OUTCOME_FIELDS
 from scenarios.experiments.timing import check_timing
 from sim.checks import Spec
@@ -122,7 +122,6 @@ RETIRED = {  # fields that no longer exist: accepted from old files and --set, w
 RENAMED_VALUES = {  # field -> {old value: its name now}: accepted from old files and --set, with a one-line notice
     "gsgm_k": {0: "half"},
 }
-_NOTICED: set = set()  # the renamed values this process has already said so for (once each)
 
 
 def renamed_value(name: str, value):
@@ -130,9 +129,7 @@ def renamed_value(name: str, value):
     that name, and a one-line notice, once per process; any other value as it is."""
     for old, new in RENAMED_VALUES.get(name, {}).items():
         if value == old or (isinstance(value, str) and value.strip() == str(old)):
-            if (name, old) not in _NOTICED:
-                _NOTICED.add((name, old))
-                notice(f"{name}={old} is now written {name}={new} (read as {new})")
+            notice_once(f"{name}={old} is now written {name}={new} (read as {new})")
             return new
     return value
 

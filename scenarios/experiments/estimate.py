@@ -90,7 +90,7 @@ def calibrate(runs, data_dir=None, log=print) -> Calibration:
     run that loads the data as a real command does. The compilation and the evaluations
     JAX and stalesim report are taken apart from the time per update: a short run is
     evaluated three times in 400 updates, a whole run 31 times in 6,000, so evaluations
-    counted per update made the estimate of a whole run about a third too long. The
+    counted per update charged a whole run about 1.5 times the evaluations it makes. The
     workload (the workers' shards, the model) is built before the clock starts: a real
     process builds it once per cluster shape, not once per run, and timed inside 300
     updates it made the first kind of each shape look five times slower."""

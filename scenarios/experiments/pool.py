@@ -21,6 +21,7 @@ from scenarios.experiments.execute import execute
 from scenarios.experiments.progress import Progress
 from scenarios.experiments.results import RunResult, load_result, write_result
 from scenarios.experiments.workers import accelerator, cores, use_compilation_cache, workers
+from scenarios.workloads.workload import shape
 
 BACKENDS = ("local", "ray")
 
@@ -122,18 +123,11 @@ def compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(groups.values())
 
 
-def workload_shape(run: RunSpec) -> tuple:
-    """What a run's workload (its data split over the workers, its model) depends on: a worker
-    process keeps the last one built, so runs of one shape are best carried out together."""
-    c = run.config
-    return (c.dataset, c.model, c.workers, c.partition, c.classes_per_worker, c.alpha, c.batch_size,
-            c.eval_samples, c.validation_samples)
-
-
 def tasks(runs: list[RunSpec]) -> list[list[RunSpec]]:
     """The local pool's tasks: every group of runs sharing a compiled replay
     (``compile_groups``) cut into near-equal chunks of at most ``TASK_RUNS`` runs, the
-    chunks of one workload shape next to each other, in the order of ``runs`` otherwise.
+    chunks of one workload shape next to each other (a worker process keeps the last
+    workload it built: ``workloads.workload.shape``), in the order of ``runs`` otherwise.
     Small tasks keep every process busy to the end of a batch: as whole groups, the ten
     reported seeds of a study's one cell were one task, carried out by one process while
     the others had nothing to do. A chunk carried out by another process than its group's
@@ -150,7 +144,7 @@ def tasks(runs: list[RunSpec]) -> list[list[RunSpec]]:
             start = stop
     shapes: dict = {}
     for chunk in chunks:
-        shapes.setdefault(workload_shape(chunk[0]), []).append(chunk)
+        shapes.setdefault(shape(chunk[0].config), []).append(chunk)
     return [chunk for same in shapes.values() for chunk in same]
 
 

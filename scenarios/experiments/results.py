@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from algorithms import registry
-from scenarios.errors import ConfigError, notice
+from scenarios.errors import ConfigError, notice_once
 from scenarios.experiments.outcomes import relabel
 
 OUTCOMES = ("converged", "failed", "diverged")
@@ -85,20 +85,18 @@ class RunResult:
         return cls(**{k: v for k, v in obj.items() if k in known})
 
 
-RENAMED_KEYS = {"scenario": "experiment"}  # experiment.json keys (its own and its identity's) renamed on 2026-12-02
-_NOTICED: set = set()  # the renamed keys this process has already said so for
+RENAMED_KEYS = {"scenario": "experiment"}  # keys of experiment.json and sweep files renamed on 2026-12-02
 
 
-def current_names(manifest: dict) -> dict:
-    """An experiment.json as read, with the keys renamed since it was written (``RENAMED_KEYS``)
-    given their names now, in it and in its ``identity``; one notice per process and key."""
+def current_names(manifest: dict, where: str = "experiment.json") -> dict:
+    """An experiment.json (or a sweep file, ``where``) as read, with the keys renamed since it was
+    written (``RENAMED_KEYS``) given their names now, in it and in its ``identity``; one notice
+    per process, file kind and key."""
     def renamed(d: dict) -> dict:
         out = {}
         for key, value in d.items():
             if key in RENAMED_KEYS and RENAMED_KEYS[key] not in d:
-                if key not in _NOTICED:
-                    _NOTICED.add(key)
-                    notice(f"experiment.json: the key {key!r} is now {RENAMED_KEYS[key]!r} (read as such)")
+                notice_once(f"{where}: the key {key!r} is now {RENAMED_KEYS[key]!r} (read as such)")
                 key = RENAMED_KEYS[key]
             out[key] = value
         return out

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Optional
 
 from algorithms import BASES
-from scenarios.errors import ConfigError, notice
+from scenarios.errors import ConfigError
 from scenarios.experiments.catalogue import EXPERIMENTS, RunSpec, check_algorithms, grid
 from scenarios.experiments.config import FIELDS, ExperimentConfig, check_names
 from scenarios.experiments.origins import LEARNING_RATES
-from scenarios.experiments.results import RunResult
+from scenarios.experiments.results import RunResult, current_names
 from scenarios.experiments.tuning import grids_from_table, run_protocol
 from sim.checks import Spec
 
@@ -111,9 +111,7 @@ def load_sweep(path_or_name: str) -> Sweep:
         spec = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"sweep {path}: not valid TOML ({e})") from None
-    if "scenario" in spec and "experiment" not in spec:  # its name until 2026-12-02
-        notice(f"sweep {path}: the key 'scenario' is now 'experiment' (read as such)")
-        spec["experiment"] = spec.pop("scenario")
+    spec = current_names(spec, where=f"sweep {path}")  # a file written before a key was renamed
     known = {"name", "experiment", "algorithms", "bases", "methods", "seeds", "target_accuracy", "set", "axes", "tune"}
     unknown = sorted(set(spec) - known)
     if unknown:

@@ -92,7 +92,7 @@ _KEPT: dict = {}  # while workers are kept (kept_workers): "depth", and "pool", 
 @contextmanager
 def kept_workers():
     """Within this block, the local pool's worker processes are started once, at the first
-    batch that needs them, and kept for every later batch of the same size: a command's
+    batch that needs them, and kept for every later batch that needs no more of them: a command's
     tuning and its reported runs, and every part of ``claims --rerun``, instead of new
     processes for each batch (each start costs about 3 s per process: Python, JAX, the
     data, the workload). They are shut down when the outermost block ends. Blocks nest."""

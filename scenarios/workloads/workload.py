@@ -69,10 +69,16 @@ def check_runnable(cfg, data) -> None:
         raise ConfigError(str(e)) from None
 
 
+def shape(cfg) -> tuple:
+    """The configuration fields a workload is built from (its data split over the workers, its
+    model, its evaluation sets): runs of one shape share a workload."""
+    return (cfg.dataset, cfg.model, cfg.workers, cfg.partition, cfg.classes_per_worker, cfg.alpha, cfg.batch_size,
+            cfg.eval_samples, cfg.validation_samples)
+
+
 def workload(cfg, data_dir=None) -> Workload:
     """The workload of ``cfg`` (the last one built is kept in memory and reused)."""
-    key = (cfg.dataset, cfg.model, cfg.workers, cfg.partition, cfg.classes_per_worker, cfg.alpha, cfg.batch_size,
-           cfg.eval_samples, cfg.validation_samples, str(data_dir))
+    key = shape(cfg) + (str(data_dir),)
     if key not in _WORKLOADS:
         wl = build(cfg, dataset(cfg.dataset, data_dir))
         _WORKLOADS.clear()  # keep one workload (its data) in memory at a time

@@ -184,7 +184,8 @@ def test_runs_are_grouped_by_what_they_compile():
 
 def test_tasks_cut_each_group_into_small_chunks_and_keep_workload_shapes_together():
     from scenarios.experiments.catalogue import EXPERIMENTS, grid
-    from scenarios.experiments.pool import TASK_RUNS, compile_groups, tasks, workload_shape
+    from scenarios.experiments.pool import TASK_RUNS, compile_groups, tasks
+    from scenarios.workloads.workload import shape
 
     cfg = EXPERIMENTS["synthetic"].config.validate()
     ten, twenty = cfg, replace(cfg, workers=20).validate()
@@ -195,7 +196,7 @@ def test_tasks_cut_each_group_into_small_chunks_and_keep_workload_shapes_togethe
     assert [len(c) for c in chunks] == [2, 2, 1, 1, 2, 2, 1]  # 5 seeds: 2 + 2 + 1; a lone run alone
     assert all(len(c) <= TASK_RUNS for c in chunks)
     assert all(len({(r.algorithm, r.base, r.config) for r in c}) == 1 for c in chunks)  # one compiled replay each
-    shapes = [workload_shape(c[0]) for c in chunks]
+    shapes = [shape(c[0].config) for c in chunks]
     assert shapes == sorted(shapes, key=shapes.index)  # each shape's chunks next to each other
     assert [r for c in chunks for r in c if r.config == twenty] == compile_groups(runs)[1]  # seeds in order
 

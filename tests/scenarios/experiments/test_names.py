@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from scenarios import errors
 from scenarios.errors import ConfigError
 from scenarios.experiments import results
 from scenarios.experiments.plan import Options, claim_folder, plan
@@ -11,7 +12,7 @@ from scenarios.experiments.sweep import load_sweep
 
 
 def test_an_experiment_folder_written_with_the_key_scenario_is_still_its_experiment(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(results, "_NOTICED", set())
+    monkeypatch.setattr(errors, "_SAID", set())
     planned = plan(Options("synthetic", out=str(tmp_path / "exp")))
     identity = planned.options.identity
     assert identity["experiment"] == "synthetic" and "scenario" not in identity

@@ -73,10 +73,11 @@ def test_retired_fields_are_a_notice_not_an_error(capsys):
 
 
 def test_gsgm_window_is_a_number_half_or_all_and_zero_is_read_as_half_once(capsys, monkeypatch):
+    from scenarios import errors
     from scenarios.errors import ConfigError
     from scenarios.experiments import config
 
-    monkeypatch.setattr(config, "_NOTICED", set())
+    monkeypatch.setattr(errors, "_SAID", set())
     default = ExperimentConfig().validate()
     assert default.gsgm_k == "half"
     assert ExperimentConfig().with_overrides({"gsgm_k": "all"}).gsgm_k == "all"
