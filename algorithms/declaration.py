@@ -7,6 +7,7 @@ collects them.
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, NamedTuple, Optional, Union
 
@@ -26,6 +27,18 @@ class Hyperparameter(NamedTuple):
     spec: Spec  # what it allows
 
 
+def learning_rate_in_state(factory: Callable[..., optax.GradientTransformation]) -> Callable[..., optax.GradientTransformation]:
+    """``factory`` (``optax.sgd``, ``optax.adam``) with its learning rate held in the optimizer's
+    state (``optax.inject_hyperparams``) and its other arguments constants of the program.
+
+    The step is the same, ``updates = -lr * direction``, in float32 either way; but a
+    replay's compiled program no longer depends on the rate, so a cell's learning-rate
+    candidates and its reported runs share one program (compiled once per command, see
+    ``scenarios.experiments.workers.command_cache``) instead of one per rate."""
+    static = tuple(name for name in inspect.signature(factory).parameters if name != "learning_rate")
+    return optax.inject_hyperparams(factory, static_args=static)
+
+
 class Base(NamedTuple):
     """A base optimizer by name, with the configured learning rate and momentum."""
 
@@ -35,13 +48,14 @@ class Base(NamedTuple):
 
     def optimizer(self) -> optax.GradientTransformation:
         """``sgd``: ``optax.sgd(lr)``; ``momentum``: ``optax.sgd(lr, momentum)`` (heavy ball,
-        ``v = beta * v + g; w = w - lr * v``); ``adam``: ``optax.adam(lr)``."""
+        ``v = beta * v + g; w = w - lr * v``); ``adam``: ``optax.adam(lr)``; each with its
+        learning rate a value of its state (``learning_rate_in_state``)."""
         if self.name == "sgd":
-            return optax.sgd(self.learning_rate)
+            return learning_rate_in_state(optax.sgd)(self.learning_rate)
         if self.name == "momentum":
-            return optax.sgd(self.learning_rate, self.momentum)
+            return learning_rate_in_state(optax.sgd)(self.learning_rate, self.momentum)
         if self.name == "adam":
-            return optax.adam(self.learning_rate)
+            return learning_rate_in_state(optax.adam)(self.learning_rate)
         raise RuleError(f"base: must be one of {', '.join(BASES)}, got {self.name!r}")
 
 

@@ -12,7 +12,7 @@ from sim.checks import Spec, check
 
 from .base import (Rule, RuleError, after, base_init, base_step, check_optimizer_state, resolve_base, tree_row,
                    tree_set_row, tree_stack, tree_zeros)
-from .declaration import Algorithm, Hyperparameter
+from .declaration import Algorithm, Base, Hyperparameter
 
 
 class GsgmState(NamedTuple):
@@ -158,8 +158,9 @@ def _build(base, workers, gsgm_k, gsgm_policy, gsgm_momentum):
     """On plain SGD GSGM brings its own global momentum (``gsgm_momentum``, lr (1 - beta);
     0 ablates it); on momentum SGD and Adam the base's first moment is the global momentum."""
     del workers, gsgm_policy
-    if base.name == "sgd":
-        return gsgm(base.learning_rate, momentum=gsgm_momentum, k=gsgm_k, optimizer_state="server")
+    if base.name == "sgd":  # gsgm(lr, momentum=beta): SGD at lr (1 - beta) with heavy-ball momentum beta
+        beta = gsgm_momentum
+        base = Base("momentum" if beta else "sgd", base.learning_rate * (1 - beta), beta)
     return gsgm(base=base.optimizer(), k=gsgm_k, optimizer_state="server")
 
 

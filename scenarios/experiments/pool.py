@@ -113,13 +113,22 @@ def _runs_task(runs: list[RunSpec], data_dir, trace_dir) -> list[RunResult]:
     return [_task(run, data_dir, trace_dir) for run in runs]
 
 
+def program(run: RunSpec) -> tuple:
+    """What a run's replay compiles for: its algorithm, base and configuration, every field
+    but the seed and the base's learning rate (a value of the optimizer's state, not a
+    constant of the program: ``algorithms.declaration.learning_rate_in_state``), so a
+    cell's learning-rate candidates and its reported runs share one program."""
+    fields = run.config.to_dict()
+    fields.pop(f"lr_{run.base}", None)
+    return run.algorithm, run.base, json.dumps(fields, sort_keys=True, default=str)
+
+
 def compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
-    """The runs, in their order, grouped by what their replay compiles for (algorithm,
-    base, configuration: every field but the seed), so that one process compiles it once
-    for all its seeds."""
+    """The runs, in their order, grouped by what their replay compiles for (``program``),
+    so that one process compiles it once for all of them."""
     groups: dict = {}
     for run in runs:
-        groups.setdefault((run.algorithm, run.base, run.config), []).append(run)
+        groups.setdefault(program(run), []).append(run)
     return list(groups.values())
 
 

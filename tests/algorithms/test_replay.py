@@ -6,8 +6,11 @@ import numpy as np
 import optax
 import pytest
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import sim
 from algorithms import ReplayError, asgd, compile_schedule, dcasgd, gsgm, replay, replay_seeds, ssgd
@@ -294,3 +297,106 @@ def test_versions_are_counted_when_a_trace_does_not_record_them(policy, storage)
     arrays = trace.arrays()
     del arrays["version"]
     np.testing.assert_array_equal(compile_schedule(arrays, storage).staleness, trace.staleness)
+
+
+# ---------------------------------------------------------------- the learning rate as a value of the state
+REGISTERED = [("asgd", "sgd"), ("asgd", "momentum"), ("asgd-server", "adam"), ("dcasgd-a", "adam"),
+              ("gsgm", "sgd"), ("gsgm", "momentum"), ("fedbuff", "sgd")]
+
+
+def _registered(algorithm, base, lr, workers=4, **values):
+    from algorithms import Base, registry
+    a = registry.get(algorithm)
+    return a.rule(Base(base, lr), workers, {**{h.name: h.default for h in a.hyperparameters}, **values})
+
+
+def _policy(algorithm):
+    from algorithms import registry
+    policy = registry.get(algorithm).policy_for({"gsgm_policy": "whitelist-wait", "fedbuff_buffer_size": 2})
+    return policy
+
+
+@pytest.mark.parametrize("algorithm, base", REGISTERED)
+def test_the_replay_program_does_not_depend_on_the_learning_rate(algorithm, base):
+    """A registered rule's compiled replay is one program for every learning rate: the rate
+    is a value of the optimizer's state, so a cell's candidates compile once."""
+    from algorithms.engine import Engine, Program
+    from algorithms.schedule import schedule_for
+
+    trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), _policy(algorithm), 40, seed=0)
+    schedule = schedule_for(trace, PROBLEM.params0, "auto")
+    program = Program.of(schedule)
+    texts = []
+    for lr in (0.01, 0.3):
+        rule = _registered(algorithm, base, lr)
+        engine = Engine(rule, toy.loss_fn, toy.batch_fn, vmapped=False)
+        carry = engine.init_carry(schedule, PROBLEM.params0)
+        variant = int(schedule.variant[-1])
+        lowered = engine.scan(schedule.storage, variant).lower(carry, 0, 1, jnp.int32(0), program.ops, DATA)
+        texts.append(lowered.as_text(debug_info=False))
+    assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("lr", [0.05, 0.3])
+@pytest.mark.parametrize("base, constant", [("sgd", lambda lr: optax.sgd(lr)),
+                                            ("momentum", lambda lr: optax.sgd(lr, 0.9)),
+                                            ("adam", lambda lr: optax.adam(lr))])
+def test_a_rate_held_in_the_state_steps_exactly_as_a_constant_rate(base, constant, lr):
+    """Bit for bit: ASGD (server) on ``Base(...).optimizer()`` against the same rule on optax's
+    optimizer with the rate a constant, over a whole replay (and so different rates differ)."""
+    from algorithms import Base
+    trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), "fifo", 60, seed=1)
+    held = run(trace, asgd(base=Base(base, lr).optimizer(), optimizer_state="server"), seed=2)
+    fixed = run(trace, asgd(base=constant(lr), optimizer_state="server"), seed=2)
+    np.testing.assert_array_equal(held.loss, fixed.loss)
+    assert_trees_equal(held.params, fixed.params)
+
+
+@pytest.mark.parametrize("beta", [0.9, 0.5, 0.0])
+def test_registered_gsgm_on_sgd_is_the_library_rule_bit_for_bit(beta):
+    """The registered GSGM on plain SGD (its rate in the state) is ``gsgm(lr, momentum=beta)``:
+    SGD at lr (1 - beta) with heavy-ball momentum beta, the step a constant."""
+    trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), "whitelist-wait", 60, seed=3)
+    registered = run(trace, _registered("gsgm", "sgd", 0.2, gsgm_momentum=beta, gsgm_k=2), seed=4)
+    library = run(trace, gsgm(0.2, momentum=beta, k=2), seed=4)
+    np.testing.assert_array_equal(registered.loss, library.loss)
+    assert_trees_equal(registered.params, library.params)
+
+
+_TWO_RATES = """
+import json, sys
+import jax.monitoring
+sys.path.insert(0, {root!r})
+from scenarios.experiments.workers import use_compilation_cache
+from sim import ClusterSpec, ComputeModel, simulate
+from tests.algorithms import test_replay as t
+
+use_compilation_cache()  # the folder in $STALESIM_COMPILATION_CACHE
+misses = []
+jax.monitoring.register_event_listener(lambda e, **kw: misses.append(e) if e.endswith("/cache_misses") else None)
+trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), "fifo", 60, seed=1)
+losses, new_programs = [], []
+for lr in {rates}:
+    before = len(misses)
+    losses.append(t.run(trace, t._registered("asgd", "momentum", lr)).loss.tolist())
+    new_programs.append(len(misses) - before)
+print(json.dumps([losses, new_programs]))
+"""
+
+
+def test_one_compiled_replay_serves_two_rates_and_each_run_keeps_its_own(tmp_path):
+    """Two rates in one process with the compilation cache on: the second compiles nothing
+    new (its replay loads the first's programs), and each run's numbers equal those of its
+    rate replayed alone in a fresh process."""
+    root = str(Path(__file__).resolve().parents[2])
+
+    def replays(rates, cache):
+        env = {**os.environ, "STALESIM_COMPILATION_CACHE": str(tmp_path / cache)}
+        out = subprocess.run([sys.executable, "-c", _TWO_RATES.format(root=root, rates=rates)], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    (first, second), (compiled_first, compiled_second) = replays([0.05, 0.2], "shared")
+    assert compiled_first > 0 and compiled_second == 0
+    assert first == replays([0.05], "alone-1")[0][0] and second == replays([0.2], "alone-2")[0][0]
+    assert first != second

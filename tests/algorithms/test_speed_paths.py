@@ -171,15 +171,20 @@ def test_jobs_two_equals_jobs_one_and_the_compilation_cache_changes_nothing(tmp_
 
 
 def test_runs_are_grouped_by_what_they_compile():
+    """A learning rate is a value of the optimizer's state, not of the program: a cell's
+    rates share a group; any other field (here the workers) makes another program."""
     from scenarios.experiments.catalogue import EXPERIMENTS, grid
-    from scenarios.experiments.pool import compile_groups
+    from scenarios.experiments.pool import compile_groups, program
 
     cfg = EXPERIMENTS["synthetic"].config.validate()
-    runs = grid([cfg, replace(cfg, lr_sgd=0.2).validate()], ["asgd", "gsgm"], ["sgd"], 3)
+    rates = [cfg, replace(cfg, lr_sgd=0.2).validate()]
+    runs = grid(rates, ["asgd", "gsgm"], ["sgd"], 3) + grid([replace(cfg, workers=6).validate()], ["asgd"], ["sgd"], 2)
     groups = compile_groups(runs)
-    assert len(groups) == 4 and all(len(g) == 3 for g in groups)
-    assert all(len({(r.algorithm, r.base, r.config) for r in g}) == 1 for g in groups)
-    assert [r for g in groups for r in g] == runs  # the grid's order kept
+    assert [len(g) for g in groups] == [6, 6, 2]
+    assert all(len({program(r) for r in g}) == 1 for g in groups)
+    assert [{r.config.lr_sgd for r in g} for g in groups[:2]] == [{cfg.lr_sgd, 0.2}] * 2
+    assert [r for g in groups for r in g] == sorted(runs, key=lambda r: [program(g[0]) for g in groups].index(
+        program(r)))  # each group in the grid's order
 
 
 def test_tasks_cut_each_group_into_small_chunks_and_keep_workload_shapes_together():

@@ -148,13 +148,13 @@ def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
     cfg = EXPERIMENTS["synthetic"].config.validate()
     runs = grid([replace(cfg, updates=100, eval_every=30).validate(),
                  replace(cfg, updates=100, eval_every=30, lr_sgd=0.2).validate()],
-                ["asgd", "gsgm"], ["sgd"], 3)  # 4 compile groups of 3 runs, 2 kinds of run
+                ["asgd", "gsgm"], ["sgd"], 3)  # 2 compile groups of 6 runs (the rate is not compiled in), 2 kinds
     keys = {cost_key(r) for r in runs}
     assert len(keys) == 2  # the learning rate and the seed do not change the cost
     assert {evaluation_key(r) for r in runs} == {("synthetic", cfg.model, "test", cfg.eval_samples)}
     assert evaluations(runs[0]) == 5  # at 0, 30, 60, 90 and the end, 100
     calibration = Calibration({k: 2.0 for k in keys}, {k: 0.01 for k in keys}, {evaluation_key(runs[0]): 0.5})
-    assert calibration.seconds(runs, compile_groups(runs)) == pytest.approx(4 * 2.0 + 12 * (100 * 0.01 + 5 * 0.5))
+    assert calibration.seconds(runs, compile_groups(runs)) == pytest.approx(2 * 2.0 + 12 * (100 * 0.01 + 5 * 0.5))
     measured = calibrate(runs, log=lambda *_: None)
     assert set(measured.per_update) == set(measured.compile_seconds) == keys
     assert set(measured.per_evaluation) == {evaluation_key(runs[0])}
