@@ -160,3 +160,36 @@ def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
     assert set(measured.per_evaluation) == {evaluation_key(runs[0])}
     assert all(s > 0 for s in measured.per_update.values()) and all(s >= 0 for s in measured.compile_seconds.values())
     assert all(s > 0 for s in measured.per_evaluation.values())
+
+
+def test_calibration_compiles_each_shapes_evaluation_before_its_clock(monkeypatch):
+    """A short calibration run's evaluations compile nothing: compiled inside the clock, the
+    evaluation's compilation counted as compiling and as evaluating, was taken off twice,
+    and the first kind of each new cluster shape looked hundreds of times faster."""
+    from dataclasses import replace
+
+    import jax.monitoring
+
+    from scenarios.experiments import estimate
+    from scenarios.experiments.catalogue import EXPERIMENTS, grid
+
+    cfg = replace(EXPERIMENTS["synthetic"].config, updates=60, eval_every=20)
+    runs = grid([cfg.validate(), replace(cfg, workers=6).validate()], ["asgd"], ["sgd"], 1)
+    compiled, timing, calls = [], [], []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **kw: compiled.append(kw.get("fun_name", "")) if timing and event.startswith(
+            "/jax/core/compile/backend_compile") else None)
+    real = estimate.execute
+
+    def timed_execute(run, **kw):
+        calls.append(run)
+        if len(calls) > 1:  # the first call is calibrate's warm-up run, not timed
+            timing.append(run)
+        try:
+            return real(run, **kw)
+        finally:
+            timing.clear()
+    monkeypatch.setattr(estimate, "execute", timed_execute)
+    calibration = estimate.calibrate(runs, log=lambda *_: None)
+    assert len(calibration.per_update) == 2
+    assert compiled and not [name for name in compiled if "eval" in name]  # replays compiled; evaluations before
