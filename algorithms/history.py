@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 TIME_EVENTS = "/stalesim/time/"
@@ -54,6 +55,12 @@ def updates_per_second(history: History) -> float:
     return history.updates_replayed / history.wall_time if history.wall_time > 0 else math.inf
 
 
+@jax.jit
+def all_finite(params) -> jax.Array:
+    """Whether every entry of every leaf of ``params`` is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params)]))
+
+
 class Recorder:
     """The evaluations of R runs replayed together. A run stops being evaluated at its
     first non-finite loss or accuracy (it diverged)."""
@@ -74,6 +81,14 @@ class Recorder:
             jax.block_until_ready(params_of(0))
         with timed("evaluation"):
             self._evaluate(params_of, update, sim_time)
+
+    def check_finite(self, params_of: Callable[[int], Any], update) -> None:
+        """Instead of an evaluation: each run still going whose parameters are no longer all
+        finite diverged at ``update`` (its loss would not be finite either)."""
+        with timed("training"):
+            for r, diverged_at in enumerate(self.diverged_at):
+                if diverged_at is None and not bool(all_finite(params_of(r))):
+                    self.diverged_at[r] = int(update)
 
     def _evaluate(self, params_of, update, sim_time) -> None:
         for r, diverged_at in enumerate(self.diverged_at):

@@ -38,7 +38,8 @@ class Problem(NamedTuple):
 
 
 def replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seed: int = 0, mode: str = "loop",
-           chunk: int | None = None, storage: str = "auto", keep_params: bool = False) -> History:
+           chunk: int | None = None, storage: str = "auto", keep_params: bool = False,
+           evaluate_last: int | None = None) -> History:
     """Replay ``trace`` (a ``sim.Trace``, a mapping of its arrays, or a ``Schedule``) with
     ``rule`` on ``problem``.
 
@@ -49,9 +50,15 @@ def replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seed: int = 
     shape). ``storage`` is ``"snapshots"`` (one parameter copy per worker), ``"ring"``
     (the last K versions, see ``compile_schedule``) or ``"auto"``: the ring when K <= 2N
     and it fits in 1 GiB, else snapshots. Both give the same numbers. ``keep_params``:
-    the history keeps the final parameters."""
+    the history keeps the final parameters.
+
+    ``evaluate_last=K``: ``eval_fn`` runs only at the start and at the last K of those
+    points; at the others the replay checks only that the parameters are finite, and a
+    run whose parameters are not stops there, diverged (a tuning run, whose selection
+    reads its last K evaluations: the values it records are the same numbers, since
+    evaluating changes nothing in the training)."""
     return _replay(trace, rule, problem, eval_every=eval_every, seeds=[int(seed)], vmapped=False, mode=mode,
-                   chunk=chunk, storage=storage, keep_params=keep_params)[0]
+                   chunk=chunk, storage=storage, keep_params=keep_params, evaluate_last=evaluate_last)[0]
 
 
 def replay_seeds(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds: Sequence[int], vmap: bool = True,
@@ -67,7 +74,7 @@ def replay_seeds(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds:
                        seed=seed, mode=mode, chunk=chunk, storage=storage, keep_params=keep_params)
                 for r, seed in enumerate(seeds)]
     return _replay(trace, rule, problem, eval_every=eval_every, seeds=seeds, vmapped=True, mode=mode, chunk=chunk,
-                   storage=storage, keep_params=keep_params)
+                   storage=storage, keep_params=keep_params, evaluate_last=None)
 
 
 def _check_problem(problem) -> None:
@@ -76,8 +83,11 @@ def _check_problem(problem) -> None:
                           f"got {type(problem).__name__}")
 
 
-def _check_arguments(problem, eval_every, mode, chunk) -> None:
+def _check_arguments(problem, eval_every, mode, chunk, evaluate_last) -> None:
     _check_problem(problem)
+    if evaluate_last is not None and (isinstance(evaluate_last, bool) or not isinstance(evaluate_last, int)
+                                      or evaluate_last < 1):
+        raise ReplayError(f"evaluate_last: must be None or an integer >= 1, got {evaluate_last!r}")
     if mode not in MODES:
         raise ReplayError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 1:
@@ -115,8 +125,8 @@ def _leading_pulls(schedule: Schedule) -> int:
 
 
 def _replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds: list[int], vmapped: bool, mode: str,
-            chunk: int | None, storage: str, keep_params: bool) -> list[History]:
-    _check_arguments(problem, eval_every, mode, chunk)
+            chunk: int | None, storage: str, keep_params: bool, evaluate_last: int | None) -> list[History]:
+    _check_arguments(problem, eval_every, mode, chunk, evaluate_last)
     loss_fn, batch_fn, eval_fn, data, params0 = problem
     if isinstance(trace, Schedule):
         schedule = trace
@@ -135,11 +145,16 @@ def _replay(trace, rule: Rule, problem: Problem, *, eval_every: int, seeds: list
     start = time.perf_counter()
     recorder.evaluate(params_of, 0, 0.0)
     i = _leading_pulls(schedule)
-    for stop in _eval_points(schedule, eval_every):
+    points = _eval_points(schedule, eval_every)
+    evaluated = set(points if evaluate_last is None else points[-evaluate_last:])
+    for stop in points:
         carry = advance(engine, carry, program, start=i, stop=stop + 1, seed=seed_arg, data=data, mode=mode,
                         chunk=chunk)
         i = stop + 1
-        recorder.evaluate(params_of, schedule.applied[stop], schedule.time[stop])
+        if stop in evaluated:
+            recorder.evaluate(params_of, schedule.applied[stop], schedule.time[stop])
+        else:
+            recorder.check_finite(params_of, schedule.applied[stop])
         if recorder.all_diverged:
             break
     jax.block_until_ready(carry.params)

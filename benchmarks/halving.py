@@ -12,8 +12,9 @@ does over the full grid. Its cost, in applied updates, is ``n·f + keep·(1 − 
 tuning seed against ``n`` for the full grid (n candidates; a survivor continues from its
 state at the rung, not from scratch).
 
-Nothing is re-run: a finished tuning run's history holds every evaluation, and the run
-cut at ``f`` is an exact prefix of it (a run's trace and updates do not depend on where
+Nothing is re-run: a finished tuning run's history holds every evaluation (those made
+before 2026-12-02; a tuning run now records only the start and its last ``final_evals``
+points, and ``score_at`` refuses it), and the run cut at ``f`` is an exact prefix of it (a run's trace and updates do not depend on where
 it will stop; tests/sim pins this for time budgets). The record names the folders, the
 cells, and every cell where the choice differs, with the full grid's margin between the
 two candidates (in validation accuracy points) against the tuning noise
@@ -56,6 +57,10 @@ def score_at(result, cut: int) -> float:
     """The run's score at update ``cut``: the mean of its last ``final_evals`` evaluations so far;
     NaN when its loss was not finite by then."""
     seen = [e for e in result.history if e["update"] <= cut]
+    if not result.diverged and len(seen) < min(cut // int(result.config["eval_every"]) + 1, len(result.history)):
+        raise ValueError(f"{result.run}: records only the evaluations its selection reads (tuning runs since "
+                         "2026-12-02: the start and the last final_evals points); this analysis needs a tuning run "
+                         "evaluated at every point, as the committed ones made before that were")
     if not seen or not all(math.isfinite(e["loss"]) for e in seen):
         return math.nan
     return float(np.mean([e["accuracy"] for e in seen[-int(result.config.get("final_evals", 5)):]]))

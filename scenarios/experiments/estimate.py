@@ -11,7 +11,7 @@ import jax
 import jax.monitoring
 
 from algorithms.history import TIME_EVENTS
-from scenarios.experiments.execute import execute
+from scenarios.experiments.execute import evaluate_last, execute
 from scenarios.experiments.halving import Halving
 from scenarios.experiments.pool import compile_groups, pending, processes_for
 from scenarios.experiments.origins import resolve
@@ -63,8 +63,11 @@ def evaluation_key(run) -> tuple:
 
 def evaluations(run) -> int:
     """How many times a run is evaluated when it goes to its last update: at the start, every
-    ``eval_every`` applied gradients and at the end."""
-    return 1 + -(-run.config.updates // run.config.eval_every)
+    ``eval_every`` applied gradients and at the end; a tuning run at the start and at its
+    last ``final_evals`` points (``execute.evaluate_last``)."""
+    points = -(-run.config.updates // run.config.eval_every)
+    last = evaluate_last(run)
+    return 1 + (points if last is None else min(points, last))
 
 
 @dataclass

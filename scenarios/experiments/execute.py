@@ -36,6 +36,15 @@ def resolve_mode(cfg) -> str:
     return "loop" if cfg.model == "resnet" else "scan"
 
 
+def evaluate_last(run: RunSpec) -> Optional[int]:
+    """How many of its last evaluation points a run evaluates at (with the start): every
+    point for a reported run; for a tuning run (on the validation split) the last
+    ``final_evals``, which are all that its selection and its outcome label read (with
+    the start's loss); at the other points it checks only that its parameters are
+    finite, so a diverging tuning run still stops where its loss stopped being finite."""
+    return run.config.final_evals if run.split == "validation" else None
+
+
 def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> RunResult:
     """Carry out one run and return its result (not yet written)."""
 
@@ -48,7 +57,7 @@ def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> Ru
     rule = rule_for(run.algorithm, run.base, cfg)
     started = time.perf_counter()
     history = replay(trace, rule, wl.problem(params0, run.split), eval_every=cfg.eval_every, seed=run.seed,
-                     mode=resolve_mode(cfg))
+                     mode=resolve_mode(cfg), evaluate_last=evaluate_last(run))
     wall = time.perf_counter() - started
     summary = summarize(trace)
     summary.pop("idle_time_per_worker", None)

@@ -400,3 +400,38 @@ def test_one_compiled_replay_serves_two_rates_and_each_run_keeps_its_own(tmp_pat
     assert compiled_first > 0 and compiled_second == 0
     assert first == replays([0.05], "alone-1")[0][0] and second == replays([0.2], "alone-2")[0][0]
     assert first != second
+
+
+# ---------------------------------------------------------------- evaluating only the last points (tuning runs)
+def test_evaluate_last_records_the_start_and_the_last_evaluations_exactly():
+    trace = simulate(ClusterSpec(num_workers=4, compute=ComputeModel("exponential")), "fifo", 200, seed=0)
+    full = run(trace, gsgm(0.2), seed=3)
+    last = run(trace, gsgm(0.2), seed=3, evaluate_last=3)
+    assert len(full.update) == 21 and last.update.tolist() == [0] + full.update[-3:].tolist()
+    np.testing.assert_array_equal(last.loss, np.r_[full.loss[:1], full.loss[-3:]])
+    np.testing.assert_array_equal(last.accuracy, np.r_[full.accuracy[:1], full.accuracy[-3:]])
+    assert_trees_equal(last.params, full.params)  # evaluating changes nothing in the training
+    assert run(trace, gsgm(0.2), seed=3, evaluate_last=50).update.tolist() == full.update.tolist()
+
+
+def test_evaluate_last_stops_a_run_where_its_parameters_stop_being_finite():
+    """The oracle: a full replay whose "evaluation" is whether the parameters are finite."""
+    trace = simulate(ClusterSpec(num_workers=2), "fifo", 400, seed=0)
+
+    def exploding_loss(params, batch):  # SGD at lr 1 multiplies w by -19 per step: inf, then nan
+        return 10.0 * sum(jnp.sum(p ** 2) for p in jax.tree_util.tree_leaves(params))
+
+    def finite(params):
+        ok = all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree_util.tree_leaves(params))
+        return {"loss": 0.0 if ok else float("nan"), "accuracy": 0.0}
+
+    oracle = replay(trace, asgd(1.0), PROBLEM._replace(loss_fn=exploding_loss, eval_fn=finite), eval_every=10)
+    last = replay(trace, asgd(1.0), PROBLEM._replace(loss_fn=exploding_loss), eval_every=10, evaluate_last=2)
+    assert oracle.diverged and last.diverged and last.diverged_at == oracle.diverged_at < 400
+    assert last.update.tolist() == [0]  # stopped before its last two points
+
+
+def test_evaluate_last_must_be_a_positive_integer():
+    trace = simulate(ClusterSpec(num_workers=2), "fifo", 20, seed=0)
+    with pytest.raises(ReplayError, match="evaluate_last: must be None or an integer >= 1, got 0"):
+        run(trace, asgd(0.1), evaluate_last=0)

@@ -135,6 +135,17 @@ def test_halving_judged_on_tuning_runs_by_hand(tmp_path):
     assert halving.score_at(r, 40) == pytest.approx(np.mean([e["accuracy"] for e in r.history[-5:]]))
 
 
+def test_halving_refuses_a_tuning_run_that_records_only_its_last_evaluations(tmp_path):
+    out = tmp_path / "exp"
+    assert main(["run", "synthetic", "--seeds", "1", "--updates", "100", "--set", "eval_every=10", "--base", "sgd",
+                 "--algorithms", "asgd", "--tune", "lr=x0.1,x1", "--tuning-seeds", "1", "--out", str(out)]) == 0
+    r = next(iter(halving.tuning_cells(out).values()))[0][1]
+    assert [e["update"] for e in r.history] == [0, 80, 90, 100]
+    assert halving.score_at(r, 100) == pytest.approx(np.mean([e["accuracy"] for e in r.history[-3:]]))
+    with pytest.raises(ValueError, match="records only the evaluations its selection reads"):
+        halving.score_at(r, 50)
+
+
 RERUN_LOG = """note: something first
 fmnist: 130 reported runs -> /x/fmnist
 tuning: 13 cells x 10 candidate runs on tuning seeds 1000..1001, scored on validation

@@ -1,7 +1,6 @@
 """More bad input (sweep files, output folders, --jobs), honest small samples, --dry-run, provenance."""
 
 import json
-import textwrap
 
 import pytest
 
@@ -153,6 +152,8 @@ def test_dry_run_estimate_adds_compilation_per_group_and_time_per_update():
     assert len(keys) == 2  # the learning rate and the seed do not change the cost
     assert {evaluation_key(r) for r in runs} == {("synthetic", cfg.model, "test", cfg.eval_samples)}
     assert evaluations(runs[0]) == 5  # at 0, 30, 60, 90 and the end, 100
+    tuning = replace(runs[0], split="validation", config=replace(runs[0].config, updates=300, final_evals=3))
+    assert evaluations(tuning) == 4  # at 0, then at the last 3 of 30, ..., 300 (execute.evaluate_last)
     calibration = Calibration({k: 2.0 for k in keys}, {k: 0.01 for k in keys}, {evaluation_key(runs[0]): 0.5})
     assert calibration.seconds(runs, compile_groups(runs)) == pytest.approx(2 * 2.0 + 12 * (100 * 0.01 + 5 * 0.5))
     measured = calibrate(runs, log=lambda *_: None)

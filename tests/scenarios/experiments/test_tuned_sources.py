@@ -3,7 +3,6 @@ at the configuration they were tuned at, and every table and result says which i
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -202,3 +201,33 @@ def test_choose_breaks_ties_by_grid_order():
     a, b = (("lr_sgd", 0.01),), (("lr_sgd", 0.1),)
     assert choose([(a, _Tuned(0.8)), (b, _Tuned(0.8))]) == a
     assert choose([(b, _Tuned(0.8)), (a, _Tuned(0.8))]) == b
+
+
+def test_tuning_runs_evaluate_where_selection_reads_and_record_the_same_numbers(tmp_path, monkeypatch):
+    """A tuning run is evaluated at the start and at its last final_evals points (a reported
+    run at every point); those are the numbers a run evaluated everywhere records, so its
+    score, label and the choice are the same."""
+    from scenarios.experiments import execute as execute_module
+    from scenarios.experiments.results import load_result
+
+    out = tmp_path / "t"
+    assert main(["run", "synthetic", "--seeds", "1", "--updates", "100", "--set", "eval_every=10", "--base", "sgd",
+                 "--algorithms", "asgd", "--tune", "lr=x0.1,x1", "--tuning-seeds", "1", "--out", str(out)]) == 0
+    results = [load_result(p) for p in sorted(out.glob("runs/*/result.json"))]
+    tuning = [r for r in results if r.split == "validation"]
+    reported = [r for r in results if r.split == "test"]
+    assert len(tuning) == 2 and len(reported) == 1
+    assert [len(r.history) for r in reported] == [11]
+    assert all(r.config["final_evals"] == 3 for r in results)  # synthetic's
+    assert all([e["update"] for e in r.history] == [0, 80, 90, 100] for r in tuning)
+
+    monkeypatch.setattr(execute_module, "evaluate_last", lambda run: None)  # evaluated at every point
+    assert main(["run", "synthetic", "--seeds", "1", "--updates", "100", "--set", "eval_every=10", "--base", "sgd",
+                 "--algorithms", "asgd", "--tune", "lr=x0.1,x1", "--tuning-seeds", "1", "--out", str(tmp_path / "f")]) == 0
+    full = {r.key: r for r in (load_result(p) for p in sorted((tmp_path / "f").glob("runs/*/result.json")))}
+    for r in tuning:
+        everywhere = full[r.key]
+        assert len(everywhere.history) == 11
+        assert r.history == everywhere.history[:1] + everywhere.history[-3:]
+        assert (r.final_accuracy, r.outcome) == (everywhere.final_accuracy, everywhere.outcome)
+    assert (out / "tuning.csv").read_text() == (tmp_path / "f" / "tuning.csv").read_text()
