@@ -41,7 +41,8 @@ def evaluate_last(run: RunSpec) -> Optional[int]:
     point for a reported run; for a tuning run (on the validation split) the last
     ``final_evals``, which are all that its selection and its outcome label read (with
     the start's loss); at the other points it checks only that its parameters are
-    finite, so a diverging tuning run still stops where its loss stopped being finite."""
+    finite, so a diverging tuning run still stops where its loss stopped being finite.
+    Its stability (``accuracy_std``, ``detrended_std``) is then not measured (None)."""
     return run.config.final_evals if run.split == "validation" else None
 
 
@@ -62,6 +63,8 @@ def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> Ru
     summary = summarize(trace)
     summary.pop("idle_time_per_worker", None)
     metrics = metrics_of(history, cfg, wl.num_classes)
+    if evaluate_last(run) is not None:  # its few evaluations say nothing of its stability
+        metrics.update(accuracy_std=None, detrended_std=None)
     return RunResult(
         run=run.label, key=run.key, algorithm=run.algorithm, base=run.base, seed=run.seed,
         axis=run.axis, axis_value=getattr(cfg, run.axis) if run.axis else None,

@@ -28,7 +28,9 @@ class Progress:
         if result.outcome == "diverged":
             acc = "diverged"
         else:
-            acc = f"acc {result.final_accuracy:.3f} std {result.accuracy_std:.4f}"
+            acc = f"acc {result.final_accuracy:.3f}"
+            if result.accuracy_std is not None:  # None for a tuning run (execute.evaluate_last)
+                acc += f" std {result.accuracy_std:.4f}"
             if result.outcome == "failed":
                 acc += " failed"
         ups = result.updates_per_second or 0.0

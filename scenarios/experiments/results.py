@@ -80,7 +80,9 @@ class RunResult:
         obj = dict(obj)
 
         obj["algorithm"] = registry.canonical(obj["algorithm"])  # "dcasgd" -> "dcasgd-a"
-        obj["outcome"], obj["detrended_std"] = relabel(obj["history"], obj["config"], bool(obj.get("diverged")))
+        obj["outcome"], detrended_std = relabel(obj["history"], obj["config"], bool(obj.get("diverged")))
+        # a tuning run evaluated only at its last points has no stability measured (execute.evaluate_last)
+        obj["detrended_std"] = detrended_std if obj.get("accuracy_std") is not None else None
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in known})
 

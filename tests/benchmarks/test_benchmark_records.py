@@ -215,18 +215,27 @@ def test_the_fmnist_halving_record_drops_the_full_grids_winner_in_the_two_per_no
 def test_the_whole_protocols_quoted_times_are_its_records():
     """The README's and benchmarks/README.md's time of the whole claims --rerun, its --dry-run
     estimate and the --jobs 1 / --jobs 2 comparison are their records'."""
-    rec = json.loads((RECORDS / "protocol-cpu-2core-avx512-2026-12-02.json").read_text())
+    before = json.loads((RECORDS / "protocol-cpu-2core-avx512-2026-12-02.json").read_text())
+    rec = json.loads((RECORDS / "protocol-cpu-2core-avx512-lr-in-state-2026-12-02.json").read_text())
     readme = " ".join((ROOT / "README.md").read_text().split())
     bench = " ".join((ROOT / "benchmarks" / "README.md").read_text().split())
-    minutes = round(rec["total_wall_seconds"] / 60)
+    minutes, minutes_before = (round(r["total_wall_seconds"] / 60) for r in (rec, before))
     assert f"`claims --rerun` took {minutes} minutes from scratch" in readme
-    assert f"the protocol's own settings, {minutes} minutes" in bench
-    assert "halving" not in " ".join(p["part"] for p in rec["parts"]) and all(
-        p["tuning_runs"] * 2 == p["runs_carried_out"] for p in rec["parts"] if p["tuning_runs"])  # the full grids
-    dry = (RECORDS / "protocol-dry-run-2026-12-02.txt").read_text()
-    midpoint = re.search(r"the whole protocol: about (\d+) min", dry).group(1)
-    assert f"estimated the whole protocol at about {midpoint} min" in bench
-    assert re.search(r"to do: 1280 runs, (7,680,000) applied updates", dry).group(1) == "7,680,000"
+    assert f"**Now: the protocol's own settings, {minutes} minutes.**" in bench
+    assert f"**Before the last two levers: the protocol's own settings, {minutes_before} minutes.**" in bench
+    assert f"The whole command: {minutes_before} -> {minutes} minutes." in bench
+    parts, parts_before = ({p["part"]: p["wall_seconds"] / 60 for p in r["parts"]} for r in (rec, before))
+    for part in ("fmnist", "noniid", "scale"):
+        assert f"`{part}` {parts_before[part]:.1f} -> {parts[part]:.1f}" in bench
+    assert f"the sweep {parts_before['sweep-stability']:.1f} -> {parts['sweep-stability']:.1f}" in bench
+    for r in (rec, before):
+        assert "halving" not in " ".join(p["part"] for p in r["parts"]) and all(
+            p["tuning_runs"] * 2 == p["runs_carried_out"] for p in r["parts"] if p["tuning_runs"])  # full grids
+    for name in ("protocol-dry-run-2026-12-02.txt", "protocol-dry-run-lr-in-state-2026-12-02.txt"):
+        dry = (RECORDS / name).read_text()
+        midpoint = re.search(r"the whole protocol: about (\d+) min", dry).group(1)
+        assert f"estimated the whole protocol at about {midpoint} min" in bench
+        assert re.search(r"to do: 1280 runs, (7,680,000) applied updates", dry).group(1) == "7,680,000"
     timed = re.findall(r"^--jobs (\d): ([\d.]+) s wall, ([\d.]+) s user", (RECORDS / "jobs-1-vs-2-2026-12-02.txt")
                        .read_text(), re.M)
     (one, wall1, user1), (two, wall2, _) = timed
@@ -244,19 +253,27 @@ def test_the_whole_protocols_quoted_times_are_its_records():
 
 def test_benchmarks_readme_shows_the_regression_record():
     """'Reported again after the whole-protocol work' shows its record's figures."""
-    rows = json.loads((RECORDS / "regression-cpu-2core-avx512-2026-12-02.json").read_text())["rows"]
     text = (ROOT / "benchmarks" / "README.md").read_text()
     section = " ".join(text[text.index("### Reported again after"):text.index("## Where the time")].split())
+    for row in json.loads((RECORDS / "regression-cpu-2core-avx512-lr-in-state-2026-12-02.json").read_text())["rows"]:
+        if row["figure"] in ("replay_asgd", "replay_dcasgd", "replay_gsgm", "memory") and (
+                row["what"].startswith("mlp") or row["figure"] == "memory"):
+            assert f"| **{row['value']:.2f}** |" in section, row["what"]
+        if row["figure"] == "end_to_end" and "whole grid" in row["what"]:
+            seconds = re.search(r"in (\d+) s;", row["note"]).group(1)
+            assert f"**{row['value']:.2f}** ({seconds} s) |" in section, row["what"]
+    rows = json.loads((RECORDS / "regression-cpu-2core-avx512-2026-12-02.json").read_text())["rows"]
+    section = section.replace("**", "")  # the morning's column is plain now
     for row in rows:
         if row["figure"] in ("replay_asgd", "replay_dcasgd", "replay_gsgm") and row["what"].startswith("mlp"):
-            assert f"**{row['value']:.2f}** |" in section, row["what"]
+            assert f"| {row['value']:.2f} |" in section, row["what"]
         if row["figure"] == "end_to_end" and "whole grid" in row["what"]:
             seconds, limit = re.search(r"in (\d+) s; limit (\d+) s", row["note"]).groups()
-            assert f"**{row['value']:.2f}** ({seconds} s)" in section, row["what"]
+            assert f"| {row['value']:.2f} ({seconds} s) |" in section, row["what"]
             if "auto" in row["what"]:
                 assert f"{seconds} s against 125 s" in section and f"({limit} s for the grid's" in section
         if row["figure"] == "memory":
-            assert f"**{row['value']:.2f}** |" in section
+            assert f"| {row['value']:.2f} |" in section
 
 
 def test_readme_setup_times_are_the_newcomer_record():

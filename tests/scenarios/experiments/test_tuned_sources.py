@@ -230,4 +230,6 @@ def test_tuning_runs_evaluate_where_selection_reads_and_record_the_same_numbers(
         assert len(everywhere.history) == 11
         assert r.history == everywhere.history[:1] + everywhere.history[-3:]
         assert (r.final_accuracy, r.outcome) == (everywhere.final_accuracy, everywhere.outcome)
+        assert r.accuracy_std is None and r.detrended_std is None  # its stability is not measured
+    assert all(r.accuracy_std is not None and r.detrended_std is not None for r in reported)
     assert (out / "tuning.csv").read_text() == (tmp_path / "f" / "tuning.csv").read_text()
