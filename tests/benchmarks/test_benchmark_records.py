@@ -278,7 +278,7 @@ def test_benchmarks_readme_shows_the_regression_record():
 
 def test_readme_setup_times_are_the_newcomer_record():
     """The set-up section's times and test count are the fresh-clone record's."""
-    rec = (RECORDS / "newcomer-2026-12-02.txt").read_text()
+    rec = (RECORDS / "newcomer-lr-in-state-2026-12-02.txt").read_text()
     main_job = re.search(r"main job command: (\d+) s in all, exit 0; .* finished in (\d+) s", rec)
     tests = re.search(r"test command \(pytest\): (\d+) passed.*\((\d+):(\d\d):(\d\d)\)", rec)
     ci = re.search(r"\.ci/run: (\d+) s in all, exit 0; README.md's Fashion-MNIST table matches", rec)
