@@ -287,3 +287,15 @@ def test_readme_setup_times_are_the_newcomer_record():
     count, _, minutes, seconds = tests.groups()
     assert f"pytest took {int(minutes)} min {int(seconds)} s for the {count} tests" in readme
     assert f"`reproduce fmnist` checked against the README's table) {ci.group(1)} s" in readme
+
+
+def test_the_levers_timed_apart_are_their_record():
+    """benchmarks/README.md's times of the two levers of 2026-12-02 are the means of their record's rounds."""
+    text = (RECORDS / "levers-2026-12-02.txt").read_text()
+    rounds = re.findall(r"^(\w+) round (\d): ([\d.]+) s wall", text, re.M)
+    means = {c: np.mean([float(t) for cc, _, t in rounds if cc == c]) for c, _, _ in rounds}
+    assert len(rounds) == 6 and all(sum(cc == c for cc, _, _ in rounds) == 2 for c in means)
+    bench = " ".join((ROOT / "benchmarks" / "README.md").read_text().split())
+    before, rate, both = (means[c] for c in ("d762262", "b459680", "83c06ed"))
+    assert (f"{before:.1f} s before both (mean of the rounds), {rate:.1f} s with the rate in the state, "
+            f"{both:.1f} s with the fewer evaluations too") in bench
