@@ -14,8 +14,9 @@ state at the rung, not from scratch).
 
 Nothing is re-run: a finished tuning run's history holds every evaluation (those made
 before 2026-12-02; a tuning run now records only the start and its last ``final_evals``
-points, and ``score_at`` refuses it), and the run cut at ``f`` is an exact prefix of it (a run's trace and updates do not depend on where
-it will stop; tests/sim pins this for time budgets). The record names the folders, the
+points, and ``score_at`` refuses it), and the run cut at ``f`` is an exact prefix of it
+(a run's trace and updates do not depend on where it will stop; tests/sim pins this for
+time budgets). The record names the folders, the
 cells, and every cell where the choice differs, with the full grid's margin between the
 two candidates (in validation accuracy points) against the tuning noise
 (``scenarios.experiments.margins.margin_and_noise``: twice the standard error of that

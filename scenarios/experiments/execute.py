@@ -57,13 +57,14 @@ def execute(run: RunSpec, data_dir=None, trace_dir: Optional[Path] = None) -> Ru
     trace = trace_for(cfg, run.algorithm, run.seed, trace_dir, wl.num_classes, model_bytes)
     rule = rule_for(run.algorithm, run.base, cfg)
     started = time.perf_counter()
+    last = evaluate_last(run)
     history = replay(trace, rule, wl.problem(params0, run.split), eval_every=cfg.eval_every, seed=run.seed,
-                     mode=resolve_mode(cfg), evaluate_last=evaluate_last(run))
+                     mode=resolve_mode(cfg), evaluate_last=last)
     wall = time.perf_counter() - started
     summary = summarize(trace)
     summary.pop("idle_time_per_worker", None)
     metrics = metrics_of(history, cfg, wl.num_classes)
-    if evaluate_last(run) is not None:  # its few evaluations say nothing of its stability
+    if last is not None:  # its few evaluations say nothing of its stability
         metrics.update(accuracy_std=None, detrended_std=None)
     return RunResult(
         run=run.label, key=run.key, algorithm=run.algorithm, base=run.base, seed=run.seed,

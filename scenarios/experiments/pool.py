@@ -12,6 +12,7 @@ import json
 import math
 import os
 from concurrent.futures import as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -118,9 +119,7 @@ def program(run: RunSpec) -> tuple:
     but the seed and the base's learning rate (a value of the optimizer's state, not a
     constant of the program: ``algorithms.declaration.learning_rate_in_state``), so a
     cell's learning-rate candidates and its reported runs share one program."""
-    fields = run.config.to_dict()
-    fields.pop(f"lr_{run.base}", None)
-    return run.algorithm, run.base, json.dumps(fields, sort_keys=True, default=str)
+    return run.algorithm, run.base, replace(run.config, **{f"lr_{run.base}": None})
 
 
 def compile_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
